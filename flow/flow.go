@@ -1,0 +1,303 @@
+package flow
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/reflow-go/reflow/internal/pionlog"
+	"github.com/reflow-go/reflow/natmode"
+)
+
+// MaxPacketSize is the largest media packet a flow sends or delivers. Received
+// datagrams that do not fit the flow's 2048-byte receive buffer are dropped as
+// DropOversize; writes above MaxPacketSize fail with ErrPacketTooLarge.
+const MaxPacketSize = 1900
+
+// bufSize is the receive buffer; a datagram that fills it completely was (or may
+// have been) truncated by the kernel and is dropped.
+const bufSize = 2048
+
+// DefaultQueueLen is the receive queue length used when Config.QueueLen is zero.
+const DefaultQueueLen = 128
+
+// EventKind tells what happened to a flow.
+type EventKind int
+
+// The flow events.
+const (
+	// EventReady: the flow's NAT setup finished; its session tuple is final.
+	EventReady EventKind = iota + 1
+	// EventError: the flow failed (before or after it was ready); Event.Err says why.
+	EventError
+)
+
+// Event is a change of a flow's state, passed to Config.OnEvent.
+type Event struct {
+	Flow *Flow
+	Kind EventKind
+	Err  error // an *Error for EventError
+}
+
+// Config configures one flow. Zero fields take the documented defaults.
+type Config struct {
+	// Component is RTP or RTCP; it only names the flow in errors and logs. Zero means RTP.
+	Component Component
+	// NAT is the traversal mode, server and credentials.
+	NAT natmode.Config
+	// Latch makes the flow adopt the source of the first media packet as its
+	// active destination (symmetric RTP, "comedia"), instead of dropping media
+	// from addresses other than the active destination. It latches once per
+	// SetActiveDestination call (and once before the first call).
+	Latch bool
+	// QueueLen bounds the receive queue of media packets; what overflows is
+	// dropped and counted as DropQueueFull. Zero means DefaultQueueLen.
+	QueueLen int
+	// Logger receives the flow's (and pion's) log records. Nil discards them.
+	Logger *slog.Logger
+	// OnEvent is called when the flow becomes ready or fails. It is called from
+	// the flow's own goroutines and must not block or call back into the flow.
+	OnEvent func(Event)
+}
+
+// Flow is one socket carrying one media component (reflow's Flow). It implements
+// net.PacketConn: the application writes and reads plain RTP/RTCP; STUN, TURN,
+// DTLS and SRTP are handled inside.
+//
+// A flow has one reader goroutine that owns its socket and sorts every datagram
+// by its first byte (RFC 7983): STUN/TURN to the NAT client, DTLS to the DTLS
+// association, RTP/RTCP to a bounded receive queue read by ReadFrom.
+//
+// All methods are safe for concurrent use.
+type Flow struct {
+	cfg   Config
+	log   *slog.Logger
+	conn  PacketConn // the UDP socket; nil for TURN over TCP/TLS until dialled
+	local Tuple
+
+	mu        sync.Mutex
+	dest      netip.AddrPort
+	destAddr  net.Addr // cached net.Addr form of dest, for ReadFrom
+	latchOpen bool     // Latch: the next media source becomes the destination
+	reflexive Tuple
+	relayed   Tuple
+
+	ready   atomic.Bool
+	closed  atomic.Bool
+	done    chan struct{} // closed when Close has finished
+	stopped chan struct{} // closed when Close starts
+	wg      sync.WaitGroup
+
+	queue     chan *packet
+	rdeadline *deadline
+	stats     counters
+
+	setupCancel context.CancelFunc
+	stunTxn     atomic.Pointer[stunTxn]
+	keepalive   *time.Timer
+	server      netip.AddrPort // the STUN/TURN server, with its default port
+	turn        *turnState     // TURN modes only
+}
+
+// packet is a pooled receive buffer.
+type packet struct {
+	buf  [bufSize]byte
+	n    int
+	from netip.AddrPort
+	addr net.Addr
+}
+
+var packetPool = sync.Pool{New: func() any { return new(packet) }}
+
+func getPacket() *packet  { return packetPool.Get().(*packet) }
+func putPacket(p *packet) { p.addr = nil; packetPool.Put(p) }
+
+// New starts a flow on conn, which the flow owns from now on (Close closes it),
+// and begins its NAT setup in the background: ready or failure is reported
+// through cfg.OnEvent. ctx bounds the setup only (STUN binding, TURN
+// allocation); cancelling it after the flow is ready has no effect.
+//
+// For TURN over TCP or TLS, conn is only the local binding: the flow dials the
+// server from the same local IP address.
+func New(ctx context.Context, conn PacketConn, cfg Config) (*Flow, error) {
+	if err := cfg.NAT.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Component == 0 {
+		cfg.Component = RTP
+	}
+	if cfg.QueueLen <= 0 {
+		cfg.QueueLen = DefaultQueueLen
+	}
+	local, ok := addrPortOf(conn.LocalAddr())
+	if !ok {
+		return nil, &Error{cfg.Component, "bind", ErrInvalidAddress}
+	}
+	f := &Flow{
+		cfg:       cfg,
+		log:       pionlog.OrDiscard(cfg.Logger).With("component", cfg.Component.String()),
+		conn:      conn,
+		local:     Tuple{UDP, local},
+		latchOpen: cfg.Latch,
+		done:      make(chan struct{}),
+		stopped:   make(chan struct{}),
+		queue:     make(chan *packet, cfg.QueueLen),
+		rdeadline: newDeadline(),
+		server:    unmap(cfg.NAT.ServerAddr()),
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	f.setupCancel = cancel
+	f.wg.Add(2)
+	go f.readLoop()
+	go f.setup(sctx)
+	return f, nil
+}
+
+// setup runs the NAT step for the flow's mode and reports the outcome.
+func (f *Flow) setup(ctx context.Context) {
+	defer f.wg.Done()
+	defer f.setupCancel()
+	var err error
+	switch f.cfg.NAT.Mode {
+	case natmode.None:
+	case natmode.STUNBinding:
+		err = f.discover(ctx)
+	default:
+		err = f.setupTURN(ctx)
+	}
+	if f.closed.Load() {
+		return
+	}
+	if err != nil {
+		f.fail(err)
+		return
+	}
+	f.ready.Store(true)
+	f.emit(Event{Flow: f, Kind: EventReady})
+}
+
+func (f *Flow) emit(ev Event) {
+	if f.cfg.OnEvent != nil && !f.closed.Load() {
+		f.cfg.OnEvent(ev)
+	}
+}
+
+// fail reports err (an *Error) unless the flow is closed.
+func (f *Flow) fail(err error) {
+	f.log.Warn("flow failed", "err", err)
+	f.emit(Event{Flow: f, Kind: EventError, Err: err})
+}
+
+// Component returns the component the flow carries.
+func (f *Flow) Component() Component { return f.cfg.Component }
+
+// Mode returns the flow's NAT traversal mode.
+func (f *Flow) Mode() natmode.Mode { return f.cfg.NAT.Mode }
+
+// IsReady reports whether the flow's NAT setup has finished.
+func (f *Flow) IsReady() bool { return f.ready.Load() }
+
+// Done is closed when the flow is closed.
+func (f *Flow) Done() <-chan struct{} { return f.done }
+
+// LocalTuple returns the local socket address.
+func (f *Flow) LocalTuple() Tuple { return f.local }
+
+// ReflexiveTuple returns the server-reflexive address learnt from STUN or from
+// the TURN allocate response, or the zero Tuple.
+func (f *Flow) ReflexiveTuple() Tuple {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reflexive
+}
+
+// RelayTuple returns the relayed address of the TURN allocation, or the zero Tuple.
+func (f *Flow) RelayTuple() Tuple {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.relayed
+}
+
+// SessionTuple returns the address to advertise to the peer (in SDP): the relayed
+// address in TURN modes, the reflexive address in STUN mode, else the local one.
+func (f *Flow) SessionTuple() Tuple {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case f.cfg.NAT.Mode.IsTURN():
+		return f.relayed
+	case f.cfg.NAT.Mode == natmode.STUNBinding && f.reflexive.IsValid():
+		return f.reflexive
+	}
+	return f.local
+}
+
+// LocalAddr returns the local socket address (net.PacketConn).
+func (f *Flow) LocalAddr() net.Addr { return net.UDPAddrFromAddrPort(f.local.Addr) }
+
+// ActiveDestination returns where Write sends, or the zero AddrPort.
+func (f *Flow) ActiveDestination() netip.AddrPort {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dest
+}
+
+// SetActiveDestination sets the peer that Write sends to and that media is
+// accepted from. With Latch on, the next media source may replace it once. In
+// TURN modes it also creates a permission and binds a channel for the peer
+// (in the background; failures reach OnEvent).
+func (f *Flow) SetActiveDestination(dst netip.AddrPort) error {
+	if f.closed.Load() {
+		return ErrClosed
+	}
+	dst = unmap(dst)
+	if !dst.IsValid() || dst.Port() == 0 {
+		return ErrInvalidAddress
+	}
+	f.mu.Lock()
+	f.dest = dst
+	f.destAddr = net.UDPAddrFromAddrPort(dst)
+	f.latchOpen = f.cfg.Latch
+	f.mu.Unlock()
+	f.onDestination(dst)
+	return nil
+}
+
+// Stats returns the flow's counters.
+func (f *Flow) Stats() Stats { return f.stats.snapshot() }
+
+// Close stops the flow: it cancels setup, releases a TURN allocation, closes the
+// socket and waits for the flow's goroutines. It is idempotent and safe from any
+// goroutine except an OnEvent callback.
+func (f *Flow) Close() error {
+	if !f.closed.CompareAndSwap(false, true) {
+		<-f.done
+		return nil
+	}
+	close(f.stopped)
+	f.setupCancel()
+	f.mu.Lock()
+	if f.keepalive != nil {
+		f.keepalive.Stop()
+	}
+	f.mu.Unlock()
+	f.closeNAT()
+	err := f.conn.Close()
+	f.rdeadline.stop()
+	f.wg.Wait()
+	for { // return queued buffers to the pool
+		select {
+		case p := <-f.queue:
+			putPacket(p)
+			continue
+		default:
+		}
+		break
+	}
+	close(f.done)
+	return err
+}
