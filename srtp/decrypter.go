@@ -83,6 +83,9 @@ func (d *Decrypter) UnprotectRTP(dst, pkt []byte) (out []byte, err error) {
 		return nil, ErrUninitialized
 	}
 	d.replay = false
+	if !isRTPv2(pkt) {
+		return nil, fmt.Errorf("%w: not an RTP version 2 packet", ErrMalformedPacket)
+	}
 	out, err = d.ctx.DecryptRTP(dst[:0], pkt, &d.rtpHdr)
 	if err != nil {
 		return nil, d.classify(err)

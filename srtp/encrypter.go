@@ -71,6 +71,9 @@ func (e *Encrypter) ProtectRTP(dst, pkt []byte) (out []byte, err error) {
 	if e.lifetime != 0 && e.rtpN >= e.lifetime {
 		return nil, fmt.Errorf("%w: %d SRTP packets protected", ErrKeyExpired, e.rtpN)
 	}
+	if !isRTPv2(pkt) {
+		return nil, fmt.Errorf("%w: not an RTP version 2 packet", ErrMalformedPacket)
+	}
 	out, err = e.ctx.EncryptRTP(dst[:0], pkt, &e.rtpHdr)
 	if err != nil {
 		return nil, e.rtpError(pkt, err)

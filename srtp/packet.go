@@ -45,6 +45,9 @@ func panicError(r any) error {
 // badRTP reports whether pkt fails RTP header parsing; only called on an
 // error path, to tell malformed input from other pion errors.
 func badRTP(pkt []byte) bool {
+	if !isRTPv2(pkt) {
+		return true
+	}
 	var h rtp.Header
 	_, err := h.Unmarshal(pkt)
 	return err != nil
@@ -56,3 +59,7 @@ func badRTCP(pkt []byte) bool {
 	var h rtcp.Header
 	return h.Unmarshal(pkt) != nil || len(pkt) < 8
 }
+
+// isRTPv2 reports whether pkt starts like an RTP version 2 packet; pion's
+// RTP header parser does not check the version.
+func isRTPv2(pkt []byte) bool { return len(pkt) > 0 && pkt[0]>>6 == 2 }
