@@ -100,7 +100,7 @@ type Flow struct {
 	stunTxn     atomic.Pointer[stunTxn]
 	keepalive   *time.Timer
 	server      netip.AddrPort // the STUN/TURN server, with its default port
-	turn        *turnState     // TURN modes only
+	turn        atomic.Pointer[turnState] // TURN modes only
 }
 
 // packet is a pooled receive buffer.
@@ -151,8 +151,16 @@ func New(ctx context.Context, conn PacketConn, cfg Config) (*Flow, error) {
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	f.setupCancel = cancel
-	f.wg.Add(2)
-	go f.readLoop()
+	if cfg.NAT.Mode == natmode.TURNTCP || cfg.NAT.Mode == natmode.TURNTLS {
+		// The UDP socket only named the local address: the flow dials the
+		// server from that IP and reads the connection instead.
+		conn.Close()
+		f.conn = nil
+	} else {
+		f.wg.Add(1)
+		go f.readLoop()
+	}
+	f.wg.Add(1)
 	go f.setup(sctx)
 	return f, nil
 }
@@ -204,8 +212,13 @@ func (f *Flow) IsReady() bool { return f.ready.Load() }
 // Done is closed when the flow is closed.
 func (f *Flow) Done() <-chan struct{} { return f.done }
 
-// LocalTuple returns the local socket address.
-func (f *Flow) LocalTuple() Tuple { return f.local }
+// LocalTuple returns the local socket address (for TURN over TCP/TLS, the local
+// end of the connection to the server, known once connected).
+func (f *Flow) LocalTuple() Tuple {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.local
+}
 
 // ReflexiveTuple returns the server-reflexive address learnt from STUN or from
 // the TURN allocate response, or the zero Tuple.
@@ -230,14 +243,14 @@ func (f *Flow) SessionTuple() Tuple {
 	switch {
 	case f.cfg.NAT.Mode.IsTURN():
 		return f.relayed
-	case f.cfg.NAT.Mode == natmode.STUNBinding && f.reflexive.IsValid():
+	case f.cfg.NAT.Mode == natmode.STUNBinding:
 		return f.reflexive
 	}
 	return f.local
 }
 
 // LocalAddr returns the local socket address (net.PacketConn).
-func (f *Flow) LocalAddr() net.Addr { return net.UDPAddrFromAddrPort(f.local.Addr) }
+func (f *Flow) LocalAddr() net.Addr { return net.UDPAddrFromAddrPort(f.LocalTuple().Addr) }
 
 // ActiveDestination returns where Write sends, or the zero AddrPort.
 func (f *Flow) ActiveDestination() netip.AddrPort {
@@ -286,7 +299,10 @@ func (f *Flow) Close() error {
 	}
 	f.mu.Unlock()
 	f.closeNAT()
-	err := f.conn.Close()
+	var err error
+	if f.conn != nil {
+		err = f.conn.Close()
+	}
 	f.rdeadline.stop()
 	f.wg.Wait()
 	for { // return queued buffers to the pool

@@ -111,6 +111,9 @@ func (f *Flow) SetWriteDeadline(t time.Time) error {
 	if f.closed.Load() {
 		return ErrClosed
 	}
+	if f.conn == nil {
+		return nil // TURN over TCP/TLS: writes go through the relay
+	}
 	return f.conn.SetWriteDeadline(t)
 }
 
@@ -124,6 +127,9 @@ func (f *Flow) SetDeadline(t time.Time) error {
 
 // Write sends p to the active destination.
 func (f *Flow) Write(p []byte) (int, error) {
+	if f.closed.Load() {
+		return 0, ErrClosed
+	}
 	f.mu.Lock()
 	dst := f.dest
 	f.mu.Unlock()

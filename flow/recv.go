@@ -46,12 +46,15 @@ func (f *Flow) receive(pkt *packet) bool {
 		f.stats.dropped[DropOversize].Add(1)
 		return false
 	}
-	b := pkt.buf[:pkt.n]
 	if f.fromServer(pkt.from) {
-		f.handleServer(b, pkt.from)
-		return false
+		return f.handleServer(pkt)
 	}
-	switch demux.Classify(b) {
+	return f.dispatch(pkt)
+}
+
+// dispatch sorts a datagram from a peer (directly or unwrapped from TURN).
+func (f *Flow) dispatch(pkt *packet) bool {
+	switch demux.Classify(pkt.buf[:pkt.n]) {
 	case demux.RTP, demux.RTCP:
 		return f.deliver(pkt)
 	case demux.STUN:

@@ -29,19 +29,20 @@ type stunTxn struct {
 // fromServer reports whether a datagram on the UDP socket came from the flow's
 // STUN or TURN-over-UDP server.
 func (f *Flow) fromServer(src netip.AddrPort) bool {
-	switch f.cfg.NAT.Mode {
-	case natmode.STUNBinding, natmode.TURNUDP:
-		return src == f.server
+	return f.cfg.NAT.Mode != natmode.None && src == f.server
+}
+
+// handleServer takes a datagram from the NAT server; it returns true when it kept pkt.
+func (f *Flow) handleServer(pkt *packet) bool {
+	if f.cfg.NAT.Mode.IsTURN() {
+		return f.turnInbound(pkt)
 	}
+	f.stunInbound(pkt.buf[:pkt.n])
 	return false
 }
 
-// handleServer takes a datagram from the NAT server.
-func (f *Flow) handleServer(b []byte, from netip.AddrPort) {
-	if f.cfg.NAT.Mode.IsTURN() {
-		f.turnInbound(b, from)
-		return
-	}
+// stunInbound takes a datagram from the STUN server.
+func (f *Flow) stunInbound(b []byte) {
 	if !stunx.IsSTUN(b) {
 		f.stats.dropped[DropUnexpected].Add(1)
 		return

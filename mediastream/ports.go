@@ -32,16 +32,16 @@ func bindPair(listen ListenFunc, ip netip.Addr, port uint16, rtcp bool, lo, hi u
 		if err != nil {
 			return nil, nil, err
 		}
-		if !rtcp {
-			return a, nil, nil
-		}
 		got := uint16(0)
 		if ua, ok := a.LocalAddr().(*net.UDPAddr); ok {
 			got = uint16(ua.Port)
 		}
-		if got%2 != 0 || got == 65535 {
+		if p == 0 && (got%2 != 0 || got == 65534) { // RTP on an even port (RFC 3550 §11)
 			a.Close()
 			return nil, nil, errOddPort
+		}
+		if !rtcp {
+			return a, nil, nil
 		}
 		b, err := listen(network, netip.AddrPortFrom(ip, got+1))
 		if err != nil {
@@ -52,7 +52,7 @@ func bindPair(listen ListenFunc, ip netip.Addr, port uint16, rtcp bool, lo, hi u
 	}
 	switch {
 	case port != 0:
-		if rtcp && port%2 != 0 {
+		if port%2 != 0 {
 			return nil, nil, fmt.Errorf("%w: RTP port %d is odd", ErrInvalidConfig, port)
 		}
 		a, b, err := try(port)

@@ -81,6 +81,10 @@ type Config struct {
 	RootCAs *x509.CertPool
 	// TLSConfig, when set, is used as is for TURNTLS (ServerName and RootCAs are then ignored).
 	TLSConfig *tls.Config
+	// Lifetime is the TURN allocation lifetime to request (RFC 8656 §7.2, the
+	// LIFETIME attribute). Zero leaves it to the server (usually 10 minutes).
+	// The allocation is refreshed at half its granted lifetime.
+	Lifetime time.Duration
 }
 
 // ServerAddr returns Server with the mode's default port filled in.
