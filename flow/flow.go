@@ -99,7 +99,7 @@ type Flow struct {
 	setupCancel context.CancelFunc
 	stunTxn     atomic.Pointer[stunTxn]
 	keepalive   *time.Timer
-	server      netip.AddrPort // the STUN/TURN server, with its default port
+	server      netip.AddrPort            // the STUN/TURN server, with its default port
 	turn        atomic.Pointer[turnState] // TURN modes only
 }
 
