@@ -37,9 +37,9 @@ var (
 	// bad_certificate after its own fingerprint check failed.
 	ErrFatalAlert = errors.New("dtlssrtp: fatal alert from peer")
 
-	// ErrPeerClosed reports that the peer ended an established association
-	// with close_notify. Session.Err values with this sentinel also match
-	// io.EOF.
+	// ErrPeerClosed reports that the peer ended the association with
+	// close_notify: Session.Err of an established association (those errors
+	// also match io.EOF), or a Handshake that the peer abandoned.
 	ErrPeerClosed = errors.New("dtlssrtp: peer closed the association")
 
 	// ErrInvalidFingerprint reports a malformed fingerprint: bad syntax, bad

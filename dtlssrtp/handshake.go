@@ -125,7 +125,8 @@ func (c *Config) validate() error {
 // Every error after validation matches ErrHandshakeFailed and, where the
 // cause is known, one of ErrFingerprintMismatch (our check of the peer
 // failed), ErrFatalAlert (the peer rejected us, e.g. bad_certificate),
-// ErrNoCommonSuite, ErrHandshakeTimeout (also when ctx's deadline ended it;
+// ErrNoCommonSuite, ErrPeerClosed (close_notify before we were done),
+// ErrHandshakeTimeout (also when ctx's deadline ended it;
 // the error then matches context.DeadlineExceeded too), context.Canceled,
 // or net.ErrClosed (conn was closed). Invalid arguments give
 // ErrInvalidConfig or ErrNoCertificate.
@@ -279,17 +280,17 @@ type alertCarrier interface {
 	Marshal() ([]byte, error)
 }
 
-// receivedAlert extracts the alert the peer sent, from pion's error or from
-// what the wire saw.
-func receivedAlert(err error, wire *wireConn) *alert.Alert {
+// receivedAlert extracts the alert the peer sent, from pion's error (inErr)
+// or else from what the wire saw.
+func receivedAlert(err error, wire *wireConn) (a *alert.Alert, inErr bool) {
 	var ac alertCarrier
 	if errors.As(err, &ac) {
 		if b, e := ac.Marshal(); e == nil && len(b) == 2 {
-			return &alert.Alert{Level: alert.Level(b[0]), Description: alert.Description(b[1])}
+			return &alert.Alert{Level: alert.Level(b[0]), Description: alert.Description(b[1])}, true
 		}
 	}
 	_, recv := wire.alerts()
-	return recv
+	return recv, false
 }
 
 // classifyHandshakeError maps a failed pion handshake to our sentinels.
@@ -298,7 +299,7 @@ func classifyHandshakeError(err error, parent, hctx context.Context, wire *wireC
 ) error {
 	kinds := []error{ErrHandshakeFailed}
 	detail := ""
-	recv := receivedAlert(err, wire)
+	recv, inErr := receivedAlert(err, wire)
 	switch {
 	case pinErr != nil:
 		// Our own check rejected the peer: its error carries the details
@@ -313,14 +314,20 @@ func classifyHandshakeError(err error, parent, hctx context.Context, wire *wireC
 			kinds = append(kinds, ErrFatalAlert)
 		}
 	case recv != nil && recv.Level == alert.Fatal:
-		kinds = append(kinds, ErrFatalAlert)
-		detail = recv.String()
 		if role == Client && recv.Description == alert.InsufficientSecurity {
 			// The server refused our ClientHello; pion does so for no common
 			// SRTP profile (and for other missing parameters, see
 			// ErrNoCommonSuite).
 			kinds = append(kinds, ErrNoCommonSuite)
 		}
+		kinds = append(kinds, ErrFatalAlert)
+		if !inErr {
+			detail = recv.String()
+		}
+	case recv != nil && recv.Description == alert.CloseNotify:
+		// The peer gave up on the association while we were still in the
+		// handshake (it closed right after its side completed).
+		kinds = append(kinds, ErrPeerClosed)
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(hctx.Err(), context.DeadlineExceeded):
 		kinds = append(kinds, ErrHandshakeTimeout)
 		if !errors.Is(err, context.DeadlineExceeded) {

@@ -141,7 +141,10 @@ func (s *Session) setCause(err error) {
 }
 
 func (s *Session) closeDTLS() error {
-	s.dtlsOnce.Do(func() { s.dtlsErr = s.conn.Close() })
+	s.dtlsOnce.Do(func() {
+		s.wire.expectLocalClose()
+		s.dtlsErr = s.conn.Close()
+	})
 	return s.dtlsErr
 }
 

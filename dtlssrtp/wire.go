@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/pion/dtls/v2"
 	"github.com/pion/dtls/v2/pkg/protocol"
@@ -47,16 +48,24 @@ type wireConn struct {
 	outAlerts  int   // encrypted alerts written since the last reset
 	readErr    error // last Read error of the underlying conn
 	closedHere bool  // Close was called (by pion or by the Session)
+
+	localClose   bool          // the Session is closing the association
+	alertOut     chan struct{} // closed at the first encrypted alert written
+	alertOutOnce sync.Once
 }
 
+// closeNotifyWait bounds how long Close waits for pion's close_notify (see
+// wireConn.Close).
+const closeNotifyWait = 250 * time.Millisecond
+
 func newWireConn(c net.Conn, client bool) *wireConn {
-	return &wireConn{Conn: c, client: client}
+	return &wireConn{Conn: c, client: client, alertOut: make(chan struct{})}
 }
 
 func (w *wireConn) Read(b []byte) (int, error) {
 	n, err := w.Conn.Read(b)
 	if n > 0 {
-		w.inspect(b[:n], true)
+		_ = w.inspect(b[:n], true)
 	}
 	if err != nil {
 		w.mu.Lock()
@@ -69,15 +78,44 @@ func (w *wireConn) Read(b []byte) (int, error) {
 }
 
 func (w *wireConn) Write(b []byte) (int, error) {
-	w.inspect(b, false)
-	return w.Conn.Write(b)
+	alertOut := w.inspect(b, false)
+	n, err := w.Conn.Write(b)
+	if alertOut {
+		// Only now is the alert on the wire (see Close).
+		w.alertOutOnce.Do(func() { close(w.alertOut) })
+	}
+	return n, err
 }
 
+// Close closes the underlying conn. While the Session is closing the
+// association it first waits (at most closeNotifyWait) until pion has
+// written its close_notify: dtls/v2's Conn.Close cancels its read loop
+// before it sends close_notify, and the read loop, seeing the cancellation,
+// closes the conn itself, racing the close_notify off the wire (observed
+// about once in 150 closes on loopback). Holding that Close back until the
+// alert is out makes the peer learn of the close reliably.
 func (w *wireConn) Close() error {
 	w.mu.Lock()
 	w.closedHere = true
+	wait := w.localClose
 	w.mu.Unlock()
+	if wait {
+		t := time.NewTimer(closeNotifyWait)
+		select {
+		case <-w.alertOut:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 	return w.Conn.Close()
+}
+
+// expectLocalClose tells Close that the Session is closing the association
+// and pion is about to send close_notify.
+func (w *wireConn) expectLocalClose() {
+	w.mu.Lock()
+	w.localClose = true
+	w.mu.Unlock()
 }
 
 // SetReadDeadline etc. are promoted from the embedded net.Conn; pion uses
@@ -89,8 +127,9 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// inspect looks at the records of one datagram.
-func (w *wireConn) inspect(b []byte, inbound bool) {
+// inspect looks at the records of one datagram. It reports whether an
+// outbound datagram carries an encrypted alert.
+func (w *wireConn) inspect(b []byte, inbound bool) (encAlertOut bool) {
 	defer func() { _ = recover() }() // a parser panic must not hurt the data path
 	recs, err := recordlayer.UnpackDatagram(b)
 	if err != nil {
@@ -109,6 +148,7 @@ func (w *wireConn) inspect(b []byte, inbound bool) {
 			if h.Epoch != 0 {
 				if !inbound {
 					w.outAlerts++
+					encAlertOut = true
 				}
 				continue
 			}
@@ -127,6 +167,7 @@ func (w *wireConn) inspect(b []byte, inbound bool) {
 			}
 		}
 	}
+	return encAlertOut
 }
 
 // parseHello records the use_srtp extension of the peer's hello (an
