@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	psrtp "github.com/pion/srtp/v3"
 	"github.com/pion/rtp"
+	psrtp "github.com/pion/srtp/v3"
 	"github.com/reflow-go/reflow/srtp"
 )
 
