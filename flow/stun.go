@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pion/stun/v2"
+	"github.com/reflow-go/reflow/internal/demux"
 	"github.com/reflow-go/reflow/internal/stunx"
 	"github.com/reflow-go/reflow/natmode"
 )
@@ -43,7 +44,7 @@ func (f *Flow) handleServer(pkt *packet) bool {
 
 // stunInbound takes a datagram from the STUN server.
 func (f *Flow) stunInbound(b []byte) {
-	if !stunx.IsSTUN(b) {
+	if demux.Classify(b) != demux.STUN {
 		f.stats.dropped[DropUnexpected].Add(1)
 		return
 	}
