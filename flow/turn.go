@@ -58,9 +58,15 @@ type turnState struct {
 	lifetime atomic.Int64   // granted lifetime, ns
 	lastCode atomic.Int32   // last error code of an Allocate response
 	heard    atomic.Bool    // any response from the server
-	watchdog *time.Timer
+	watchdog *time.Timer // guarded by Flow.mu
+	permTick *time.Timer // guarded by Flow.mu
 	lost     atomic.Bool
 }
+
+// permRefresh is how often the flow re-creates the permission of its active
+// destination: permissions live 300 s (RFC 8656 §9), and pion refreshes only
+// those of peers it has sent to, so a receive-only flow would lose its own.
+const permRefresh = 120 * time.Second
 
 // relayConn is the pion relay of an allocation.
 type relayConn struct {
@@ -164,7 +170,11 @@ func (f *Flow) setupTURN(ctx context.Context) error {
 		switch {
 		case f.closed.Load():
 			return ErrClosed
-		case t.lastCode.Load() == 401:
+		case t.lastCode.Load() == 401 || t.lastCode.Load() == 400:
+			// RFC 8489 §9.2.4 answers bad credentials with 401; pion/turn
+			// servers answer 400 to an unknown user or a wrong MESSAGE-INTEGRITY.
+			// Our requests are well formed, so 400 to an authenticated
+			// Allocate means the credentials.
 			return f.turnErr(fmt.Errorf("%w: %s refused the credentials of %q", ErrTURNAuth, f.server, nat.Username))
 		case t.lastCode.Load() != 0:
 			return f.turnErr(fmt.Errorf("%w: error %d from %s", ErrTURNRejected, t.lastCode.Load(), f.server))
@@ -478,22 +488,34 @@ func (f *Flow) relayWrite(b []byte, dst netip.AddrPort) (int, error) {
 }
 
 // onDestination creates the TURN permission for a new active destination in
-// the background (pion binds the channel on the first packet sent).
+// the background and keeps it refreshed every permRefresh (pion binds the
+// channel on the first packet sent and refreshes it as media flows).
 func (f *Flow) onDestination(dst netip.AddrPort) {
 	f.mu.Lock()
+	defer f.mu.Unlock()
 	t := f.turn.Load()
 	if t == nil || t.relay.Load() == nil || f.closed.Load() {
-		f.mu.Unlock()
 		return
 	}
-	f.wg.Add(1)
-	f.mu.Unlock()
-	go func() {
+	if t.permTick != nil {
+		t.permTick.Stop()
+	}
+	var tick func()
+	tick = func() {
+		f.mu.Lock()
+		if f.closed.Load() || f.dest != dst {
+			f.mu.Unlock()
+			return
+		}
+		f.wg.Add(1)
+		t.permTick = time.AfterFunc(permRefresh, tick)
+		f.mu.Unlock()
 		defer f.wg.Done()
 		if err := t.client.CreatePermission(net.UDPAddrFromAddrPort(dst)); err != nil && !f.closed.Load() {
 			f.log.Warn("turn permission failed", "peer", dst, "err", err)
 		}
-	}()
+	}
+	t.permTick = time.AfterFunc(0, tick)
 }
 
 // closeNAT releases the allocation (Refresh with LIFETIME 0) and closes the
@@ -506,6 +528,9 @@ func (f *Flow) closeNAT() {
 	f.mu.Lock()
 	if t.watchdog != nil {
 		t.watchdog.Stop()
+	}
+	if t.permTick != nil {
+		t.permTick.Stop()
 	}
 	f.mu.Unlock()
 	if rc := t.relay.Load(); rc != nil {
