@@ -53,6 +53,10 @@
 //     side ErrFatalAlert (bad_certificate); every handshake failure matches
 //     ErrHandshakeFailed.
 //   - Logging goes to Config.Logger only, pion's included (nil discards it).
+//   - dtls/v2 draws AES-GCM record nonces at random (GHSA-9f3f-wv7r-qc8r,
+//     fixed only in dtls/v3). A DTLS-SRTP association encrypts just a few
+//     records (Finished, alerts), so a collision is not a practical risk, but
+//     vulnerability scanners will flag the module.
 //
 // # Concurrency
 //

@@ -74,7 +74,10 @@ type kindError struct {
 	errs []error
 }
 
-func (e *kindError) Error() string   { return e.msg }
+// Error returns the message.
+func (e *kindError) Error() string { return e.msg }
+
+// Unwrap returns the sentinels and the cause, for errors.Is and errors.As.
 func (e *kindError) Unwrap() []error { return e.errs }
 
 // short strips the package prefix of a sentinel's text.

@@ -220,13 +220,17 @@ func Handshake(ctx context.Context, conn net.Conn, role Role, cfg Config, v *Ver
 	}
 
 	fail := func(kinds []error, detail string, cause error) (*Session, error) {
+		wire.expectLocalClose()
 		_ = dc.Close()
 		return nil, wrapErr(append([]error{ErrHandshakeFailed}, kinds...), detail, cause)
 	}
 	prof, ok := dc.SelectedSRTPProtectionProfile()
 	suite := srtp.Suite(prof)
-	if !ok || !slices.Contains(suites, suite) {
-		return fail([]error{ErrNoCommonSuite}, fmt.Sprintf("negotiated profile %#04x", uint16(prof)), nil)
+	if !ok {
+		return fail([]error{ErrNoCommonSuite}, "the peer did not negotiate use_srtp", nil)
+	}
+	if !slices.Contains(suites, suite) {
+		return fail([]error{ErrNoCommonSuite}, fmt.Sprintf("negotiated profile %v was not offered", suite), nil)
 	}
 	if v.PeerCertificate() == nil {
 		return fail([]error{ErrNoCertificate}, "peer sent no certificate", nil)
@@ -259,6 +263,7 @@ func Handshake(ctx context.Context, conn net.Conn, role Role, cfg Config, v *Ver
 	}
 	if err := v.bind(s.fail); err != nil {
 		// A fingerprint set between the certificate check and now mismatched.
+		wire.expectLocalClose()
 		_ = dc.Close()
 		return nil, &kindError{
 			msg:  "dtlssrtp: handshake failed: " + short(err),

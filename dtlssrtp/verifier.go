@@ -11,8 +11,9 @@ import (
 // Handshake calls VerifyPeer with the certificate the peer presents; the
 // fingerprint may be set before or after that (the SDP answer can arrive
 // after the handshake, RFC 5763 §6.7.1). Use one Verifier per DTLS
-// association. The zero value is ready to use: it has no pin yet. All
-// methods are safe for concurrent use.
+// association (Handshake binds it to the Session it makes). The zero value
+// is ready to use: it has no pin yet. All methods are safe for concurrent
+// use.
 //
 // Once a mismatch has been seen the Verifier stays failed: Verified keeps
 // returning false, and a Session bound to it has been ended with
@@ -86,9 +87,6 @@ func (v *Verifier) VerifyPeer(certDER []byte) error {
 	defer v.mu.Unlock()
 	v.peer = bytes.Clone(certDER)
 	if v.pins == nil {
-		if v.failed != nil {
-			return v.failed
-		}
 		return nil
 	}
 	return v.checkLocked()

@@ -62,6 +62,7 @@ func newWireConn(c net.Conn, client bool) *wireConn {
 	return &wireConn{Conn: c, client: client, alertOut: make(chan struct{})}
 }
 
+// Read reads one datagram from the underlying conn and inspects it.
 func (w *wireConn) Read(b []byte) (int, error) {
 	n, err := w.Conn.Read(b)
 	if n > 0 {
@@ -77,6 +78,7 @@ func (w *wireConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// Write inspects one datagram and writes it to the underlying conn.
 func (w *wireConn) Write(b []byte) (int, error) {
 	alertOut := w.inspect(b, false)
 	n, err := w.Conn.Write(b)
