@@ -58,8 +58,8 @@ type turnState struct {
 	lifetime atomic.Int64   // granted lifetime, ns
 	lastCode atomic.Int32   // last error code of an Allocate response
 	heard    atomic.Bool    // any response from the server
-	watchdog *time.Timer // guarded by Flow.mu
-	permTick *time.Timer // guarded by Flow.mu
+	watchdog *time.Timer    // guarded by Flow.mu
+	permTick *time.Timer    // guarded by Flow.mu
 	lost     atomic.Bool
 }
 
