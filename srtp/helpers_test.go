@@ -12,20 +12,18 @@ import (
 	"github.com/reflow-go/reflow/srtp"
 )
 
-// TestMain fails the run when a test leaves a goroutine behind or a panic
-// inside pion/srtp had to be recovered.
+// TestMain fails the run when a test leaves one of its goroutines behind or
+// a panic inside pion/srtp had to be recovered.
 func TestMain(m *testing.M) {
-	before := runtime.NumGoroutine()
 	code := m.Run()
 	if code == 0 {
-		n := runtime.NumGoroutine()
-		for i := 0; i < 1000 && n > before; i++ {
+		left := ourGoroutines()
+		for i := 0; i < 1000 && len(left) > 0; i++ {
 			runtime.Gosched()
-			n = runtime.NumGoroutine()
+			left = ourGoroutines()
 		}
-		if n > before {
-			buf := make([]byte, 1<<16)
-			fmt.Fprintf(os.Stderr, "goroutines leaked: %d before, %d after\n%s\n", before, n, buf[:runtime.Stack(buf, true)])
+		if len(left) > 0 {
+			fmt.Fprintf(os.Stderr, "goroutines left behind:\n%s\n", strings.Join(left, "\n\n"))
 			code = 1
 		}
 		if p := srtp.RecoveredPanics(); p != 0 {
@@ -34,6 +32,21 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// ourGoroutines returns the stacks of goroutines running code of this
+// package or its tests, other than the caller (the testing framework's and
+// the fuzzing engine's own goroutines are not ours).
+func ourGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	var ours []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "reflow-go/reflow/srtp") && !strings.Contains(g, "ourGoroutines") {
+			ours = append(ours, g)
+		}
+	}
+	return ours
 }
 
 // unhex decodes hex with any white space in it.
