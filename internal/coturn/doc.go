@@ -1,0 +1,19 @@
+// Package coturn starts a real coturn TURN server (the turnserver binary of
+// the Debian package coturn) on loopback for interoperability tests.
+//
+//	srv, err := coturn.Start(ctx, t.TempDir())
+//	if errors.Is(err, coturn.ErrNotInstalled) { t.Skip(...) }
+//	defer srv.Close()
+//	// srv.UDP and srv.TCP share one port; srv.TLS is another;
+//	// srv.Username / srv.Password / srv.Realm are long-term credentials,
+//	// srv.RootCAs and srv.ServerName verify the TLS listener.
+//
+// The server runs as a child process in the foreground with a generated
+// configuration in the given directory: long-term credentials, a self-signed
+// ECDSA certificate, listeners and relays on 127.0.0.1 only, loopback peers
+// allowed, no CLI, no DTLS, and free ports picked at start. Its log goes to
+// LogFile (coturn's own log) and to Stdout (its standard output and error).
+//
+// Start and Close may be called from any goroutine; Close is idempotent and
+// returns after the process has exited.
+package coturn
