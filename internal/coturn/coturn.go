@@ -73,24 +73,46 @@ type Server struct {
 	closeOnce sync.Once
 }
 
-// Start writes a configuration, certificate and key into dir (which must
-// exist; use a temporary directory) and starts turnserver on free loopback
-// ports, retrying with other ports if coturn cannot bind. It returns when
-// coturn answers a STUN Binding request over UDP, TCP and TLS (the TLS
-// handshake verified against RootCAs), or with an error when ctx ends first.
-// It returns ErrNotInstalled when turnserver is not on PATH.
+// Config configures StartConfig. Zero fields take coturn's defaults.
+type Config struct {
+	// Dir receives the configuration, certificate, key, logs and user
+	// database; it must exist (use a temporary directory).
+	Dir string
+	// MaxAllocateLifetime, when positive, is coturn's max-allocate-lifetime
+	// (whole seconds): the longest allocation lifetime it grants, also to an
+	// Allocate without LIFETIME (coturn's default is 600 s, capped at 3600 s).
+	MaxAllocateLifetime time.Duration
+	// ChannelLifetime, when positive, is coturn's channel-lifetime (default
+	// 600 s).
+	ChannelLifetime time.Duration
+	// PermissionLifetime, when positive, is coturn's permission-lifetime
+	// (default 300 s).
+	PermissionLifetime time.Duration
+}
+
+// Start is StartConfig with coturn's defaults and files in dir.
 func Start(ctx context.Context, dir string) (*Server, error) {
+	return StartConfig(ctx, Config{Dir: dir})
+}
+
+// StartConfig writes a configuration, certificate and key into cfg.Dir and
+// starts turnserver on free loopback ports, retrying with other ports if
+// coturn cannot bind. It returns when coturn answers a STUN Binding request
+// over UDP, TCP and TLS (the TLS handshake verified against RootCAs), or
+// with an error when ctx ends first. It returns ErrNotInstalled when
+// turnserver is not on PATH.
+func StartConfig(ctx context.Context, cfg Config) (*Server, error) {
 	bin, err := exec.LookPath("turnserver")
 	if err != nil {
-		return nil, fmt.Errorf("%w (%v)", ErrNotInstalled, err)
+		return nil, ErrNotInstalled
 	}
-	certFile, keyFile, pool, err := writeCertificate(dir)
+	certFile, keyFile, pool, err := writeCertificate(cfg.Dir)
 	if err != nil {
 		return nil, err
 	}
 	var errs []error
 	for i := range attempts {
-		s, err := startOnce(ctx, bin, dir, i, certFile, keyFile, pool)
+		s, err := startOnce(ctx, bin, cfg, i, certFile, keyFile, pool)
 		if err == nil {
 			return s, nil
 		}
@@ -141,7 +163,7 @@ func freePort() (uint16, error) {
 	return 0, errors.New("coturn: no free port")
 }
 
-func startOnce(ctx context.Context, bin, dir string, attempt int, certFile, keyFile string, pool *x509.CertPool) (*Server, error) {
+func startOnce(ctx context.Context, bin string, cfg Config, attempt int, certFile, keyFile string, pool *x509.CertPool) (*Server, error) {
 	plain, err := freePort()
 	if err != nil {
 		return nil, err
@@ -156,6 +178,7 @@ func startOnce(ctx context.Context, bin, dir string, attempt int, certFile, keyF
 	// Relays come from below Linux's ephemeral range (32768-60999), so they
 	// do not collide with the ports picked above or by other tests.
 	minPort := uint16(10000 + rand.IntN(20000))
+	dir := cfg.Dir
 	loop := netip.AddrFrom4([4]byte{127, 0, 0, 1})
 	s := &Server{
 		UDP:        netip.AddrPortFrom(loop, plain),
@@ -172,7 +195,7 @@ func startOnce(ctx context.Context, bin, dir string, attempt int, certFile, keyF
 		exited:     make(chan struct{}),
 	}
 	conf := filepath.Join(dir, fmt.Sprintf("turnserver-%d.conf", attempt))
-	if err := os.WriteFile(conf, []byte(s.config(dir, attempt, certFile, keyFile)), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(s.config(cfg, attempt, certFile, keyFile)), 0o600); err != nil {
 		return nil, fmt.Errorf("coturn: %w", err)
 	}
 	out, err := os.Create(s.Stdout)
@@ -202,7 +225,8 @@ func startOnce(ctx context.Context, bin, dir string, attempt int, certFile, keyF
 }
 
 // config is coturn's configuration file (see turnserver(1)).
-func (s *Server) config(dir string, attempt int, certFile, keyFile string) string {
+func (s *Server) config(cfg Config, attempt int, certFile, keyFile string) string {
+	dir := cfg.Dir
 	lines := []string{
 		"listening-ip=127.0.0.1",
 		"relay-ip=127.0.0.1",
@@ -226,6 +250,18 @@ func (s *Server) config(dir string, attempt int, certFile, keyFile string) strin
 		"verbose",
 		"pidfile=" + filepath.Join(dir, fmt.Sprintf("turnserver-%d.pid", attempt)),
 		"userdb=" + filepath.Join(dir, fmt.Sprintf("turndb-%d", attempt)),
+	}
+	for _, o := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"max-allocate-lifetime", cfg.MaxAllocateLifetime},
+		{"channel-lifetime", cfg.ChannelLifetime},
+		{"permission-lifetime", cfg.PermissionLifetime},
+	} {
+		if o.d > 0 {
+			lines = append(lines, fmt.Sprintf("%s=%d", o.name, max(1, int(o.d/time.Second))))
+		}
 	}
 	return strings.Join(lines, "\n") + "\n"
 }

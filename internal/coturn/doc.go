@@ -14,6 +14,18 @@
 // allowed, no CLI, no DTLS, and free ports picked at start. Its log goes to
 // LogFile (coturn's own log) and to Stdout (its standard output and error).
 //
+// StartConfig also sets coturn's max-allocate-lifetime, channel-lifetime and
+// permission-lifetime, for refresh tests.
+//
+// Behaviour of coturn 4.6.1 worth knowing (the tests record it): it answers
+// a Refresh for an allocation it does not have with 437 (pion/turn/v3 does
+// not answer at all); it grants at most max-allocate-lifetime also when the
+// client sends no LIFETIME; a session deallocated with LIFETIME 0 lingers
+// until a timer frees it, and a Refresh in between still succeeds; it never
+// exits when it cannot bind a listening port, it retries for ever (Start
+// reads the log to notice); UDP and TCP share listening-port; Go's TLS client
+// ends up with TLS 1.2 (ECDHE-ECDSA-AES256-GCM-SHA384).
+//
 // Start and Close may be called from any goroutine; Close is idempotent and
 // returns after the process has exited.
 package coturn
