@@ -142,8 +142,7 @@ func (f *Flow) startKeepalive() {
 	if f.closed.Load() {
 		return
 	}
-	var tick func()
-	tick = func() {
+	tick := func() {
 		f.mu.Lock()
 		if f.closed.Load() {
 			f.mu.Unlock()

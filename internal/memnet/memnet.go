@@ -36,10 +36,9 @@ type Conn struct {
 	closed chan struct{}
 	once   sync.Once
 
-	mu       sync.Mutex
-	deadline time.Time
-	timer    *time.Timer
-	dlch     chan struct{}
+	mu    sync.Mutex
+	timer *time.Timer
+	dlch  chan struct{}
 }
 
 // Listen opens a socket; port 0 picks one. network is ignored.
