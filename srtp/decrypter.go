@@ -64,8 +64,9 @@ func NewDecrypter(k Keys, replayWindow int) (*Decrypter, error) {
 
 // UnprotectRTP authenticates and decrypts the SRTP packet pkt and appends
 // the RTP packet to dst[:0], returning it. No allocation happens when
-// cap(dst) >= len(pkt). dst may be pkt[:0] to decrypt in place; otherwise it
-// must not overlap pkt. Errors match ErrAuthFailed, ErrReplay,
+// cap(dst) >= len(pkt), except for packets of an SSRC that has not yet
+// authenticated (pion builds its state for them). dst may be pkt[:0] to
+// decrypt in place; otherwise it must not overlap pkt. Errors match ErrAuthFailed, ErrReplay,
 // ErrMalformedPacket or ErrUninitialized; nothing is returned with them, and
 // a packet that fails authentication does not advance the replay window.
 func (d *Decrypter) UnprotectRTP(dst, pkt []byte) (out []byte, err error) {
@@ -95,7 +96,8 @@ func (d *Decrypter) UnprotectRTP(dst, pkt []byte) (out []byte, err error) {
 
 // UnprotectRTCP authenticates and decrypts the SRTCP packet pkt and appends
 // the RTCP packet to dst[:0], returning it. No allocation happens when
-// cap(dst) >= len(pkt). dst may be pkt[:0] to decrypt in place; otherwise it
+// cap(dst) >= len(pkt), except 12 bytes inside pion/srtp with the AEAD
+// suites. dst may be pkt[:0] to decrypt in place; otherwise it
 // must not overlap pkt. Errors are as for UnprotectRTP.
 func (d *Decrypter) UnprotectRTCP(dst, pkt []byte) (out []byte, err error) {
 	if d == nil {

@@ -35,8 +35,9 @@
 //
 // Buffers: the Protect and Unprotect methods append to dst[:0] and return the
 // result, like the rest of Go's append-style APIs; with enough capacity in
-// dst (len(pkt)+MaxOverhead is always enough) they do not allocate. dst may
-// be pkt[:0] to work in place.
+// dst (len(pkt)+MaxOverhead is always enough) they do not allocate, with one
+// exception inside pion/srtp v3.1.0: SRTCP with the AEAD suites allocates 12
+// bytes per packet. dst may be pkt[:0] to work in place.
 //
 // Concurrency: Encrypter and Decrypter serialize their methods with a mutex
 // around the pion context, so one of each may be shared by any number of

@@ -51,7 +51,8 @@ func newContext(k Keys, opts ...psrtp.ContextOption) (*psrtp.Context, error) {
 
 // ProtectRTP encrypts and authenticates the RTP packet pkt and appends the
 // SRTP packet to dst[:0], returning it. No allocation happens when
-// cap(dst) >= len(pkt)+Keys.RTPOverhead() (MaxOverhead always suffices).
+// cap(dst) >= len(pkt)+Keys.RTPOverhead() (MaxOverhead always suffices),
+// apart from the state created for the first packet of a new SSRC.
 // dst may be pkt[:0] to protect in place; otherwise it must not overlap pkt.
 // Errors match ErrMalformedPacket, ErrKeyExpired or ErrUninitialized.
 func (e *Encrypter) ProtectRTP(dst, pkt []byte) (out []byte, err error) {
@@ -84,7 +85,8 @@ func (e *Encrypter) ProtectRTP(dst, pkt []byte) (out []byte, err error) {
 
 // ProtectRTCP encrypts and authenticates the RTCP (compound) packet pkt and
 // appends the SRTCP packet to dst[:0], returning it. No allocation happens
-// when cap(dst) >= len(pkt)+Keys.RTCPOverhead(). dst may be pkt[:0] to
+// when cap(dst) >= len(pkt)+Keys.RTCPOverhead(), except 12 bytes inside
+// pion/srtp with the AEAD suites. dst may be pkt[:0] to
 // protect in place; otherwise it must not overlap pkt. Errors match
 // ErrMalformedPacket, ErrKeyExpired or ErrUninitialized.
 func (e *Encrypter) ProtectRTCP(dst, pkt []byte) (out []byte, err error) {
