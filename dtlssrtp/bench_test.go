@@ -88,6 +88,7 @@ func BenchmarkHandshakePion(b *testing.B) {
 
 // BenchmarkGenerateCertificate measures GenerateCertificate (ECDSA P-256).
 func BenchmarkGenerateCertificate(b *testing.B) {
+	checkGoroutines(b)
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := GenerateCertificate("sip:bench@example.com"); err != nil {

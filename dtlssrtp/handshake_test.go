@@ -547,6 +547,7 @@ func TestLoggerRoutesPion(t *testing.T) {
 }
 
 func TestEndCause(t *testing.T) {
+	checkGoroutines(t)
 	for _, tc := range []struct {
 		name       string
 		closedHere bool
