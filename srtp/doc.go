@@ -30,8 +30,7 @@
 //
 // Suites: AES_CM_128_HMAC_SHA1_80 and _32 (RFC 4568), AES_256_CM_HMAC_SHA1_80
 // and _32 (RFC 6188), AEAD_AES_128_GCM and AEAD_AES_256_GCM (RFC 7714). With
-// the _32 suites SRTCP still carries an 80-bit tag (RFC 3711 §5.2, RFC 4568
-// §6.2). AES-192 and F8 are not implemented by pion/srtp and are refused.
+// the _32 suites SRTCP still carries an 80-bit tag (RFC 4568 §6.2). AES-192 and F8 are not implemented by pion/srtp and are refused.
 //
 // Buffers: the Protect and Unprotect methods append to dst[:0] and return the
 // result, like the rest of Go's append-style APIs; with enough capacity in
@@ -48,7 +47,10 @@
 // SSRC, for SRTP and for SRTCP, of DefaultReplayWindow packets unless told
 // otherwise. A duplicate or too old packet fails with ErrReplay and is not
 // returned. The window advances only for packets that authenticated, so a
-// forged packet cannot block the genuine one with the same index.
+// forged packet cannot block the genuine one with the same index. pion/srtp
+// reports replays with an unexported error type; ErrReplay is not derived
+// from its text but from pion's own replay detector, wrapped so that it
+// records each rejection.
 //
 // Robustness: every call into pion/srtp runs under recover; malformed input
 // yields ErrMalformedPacket, never a panic.

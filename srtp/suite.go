@@ -113,8 +113,8 @@ func (s Suite) SaltLen() int { return suites[s].saltLen }
 func (s Suite) RTPAuthTagLen() int { return suites[s].rtpTagLen }
 
 // RTCPAuthTagLen returns the length in bytes of the SRTCP authentication tag:
-// 10 for every HMAC-SHA1 suite, _32 ones included (RFC 3711 §5.2, RFC 4568
-// §6.2), and 16 for the AEAD suites; 0 for an invalid suite.
+// 10 for every HMAC-SHA1 suite, _32 ones included (RFC 4568 §6.2), and 16
+// for the AEAD suites; 0 for an invalid suite.
 func (s Suite) RTCPAuthTagLen() int { return suites[s].rtcpTagLen }
 
 // profile returns pion's protection profile for s.
