@@ -11,6 +11,7 @@ import (
 
 	"github.com/reflow-go/reflow/internal/pionlog"
 	"github.com/reflow-go/reflow/natmode"
+	"github.com/reflow-go/reflow/srtp"
 )
 
 // MaxPacketSize is the largest media packet a flow sends or delivers. Received
@@ -101,6 +102,10 @@ type Flow struct {
 	keepalive   *time.Timer
 	server      netip.AddrPort            // the STUN/TURN server, with its default port
 	turn        atomic.Pointer[turnState] // TURN modes only
+
+	tx     atomic.Pointer[srtp.Encrypter] // outbound SRTP, nil = clear
+	rx     atomic.Pointer[srtp.Decrypter] // inbound SRTP, nil = clear
+	secure atomic.Bool                    // refuse clear media (DTLS-SRTP expected)
 }
 
 // packet is a pooled receive buffer.

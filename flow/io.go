@@ -174,7 +174,15 @@ func (f *Flow) WriteToAddrPort(p []byte, dst netip.AddrPort) (int, error) {
 
 // send transmits one media packet: protect (when keyed) and hand to the NAT path.
 func (f *Flow) send(p []byte, dst netip.AddrPort) (int, error) {
-	return f.sendRaw(p, dst)
+	out, buf, err := f.protect(p)
+	if err != nil {
+		return 0, err
+	}
+	n, err := f.sendRaw(out, dst)
+	if buf != nil {
+		putPacket(buf)
+	}
+	return n, err
 }
 
 // sendRaw transmits a datagram unchanged to dst, through the relay in TURN modes.

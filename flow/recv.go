@@ -54,9 +54,9 @@ func (f *Flow) receive(pkt *packet) bool {
 
 // dispatch sorts a datagram from a peer (directly or unwrapped from TURN).
 func (f *Flow) dispatch(pkt *packet) bool {
-	switch demux.Classify(pkt.buf[:pkt.n]) {
+	switch kind := demux.Classify(pkt.buf[:pkt.n]); kind {
 	case demux.RTP, demux.RTCP:
-		return f.deliver(pkt)
+		return f.deliver(pkt, kind)
 	case demux.STUN:
 		// Not from our NAT server: a stray request or a spoofed response.
 		f.stats.dropped[DropUnexpected].Add(1)
@@ -68,35 +68,53 @@ func (f *Flow) dispatch(pkt *packet) bool {
 	return false
 }
 
-// accept applies the source filter to a media or DTLS packet from src and
-// returns the net.Addr to report for it (cached per source).
-func (f *Flow) accept(src netip.AddrPort) (net.Addr, bool) {
+// source reports whether src is the active destination (isDest) or may be
+// latched onto once the packet has proved genuine (latch).
+func (f *Flow) source(src netip.AddrPort) (isDest, latch bool) {
 	f.mu.Lock()
-	switch {
-	case src == f.dest:
-	case f.latchOpen:
+	defer f.mu.Unlock()
+	if src == f.dest {
+		return true, false
+	}
+	return false, f.latchOpen
+}
+
+// latchOnto makes src the active destination if the latch is still open, and
+// returns the net.Addr to report for packets from the destination.
+func (f *Flow) latchOnto(src netip.AddrPort) (net.Addr, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if src != f.dest {
+		if !f.latchOpen {
+			return nil, false
+		}
 		f.dest = src
 		f.destAddr = net.UDPAddrFromAddrPort(src)
 		f.latchOpen = false
 		f.log.Info("latched onto media source", "addr", src)
-	default:
-		f.mu.Unlock()
-		f.stats.dropped[DropSource].Add(1)
-		return nil, false
 	}
-	addr := f.destAddr
-	f.mu.Unlock()
-	return addr, true
+	return f.destAddr, true
 }
 
-// deliver queues a media packet for the application.
-func (f *Flow) deliver(pkt *packet) bool {
-	addr, ok := f.accept(pkt.from)
-	if !ok {
+// deliver checks a media packet (source, length, SRTP) and queues it for the
+// application. A latching flow adopts a new source only after its packet
+// passed these checks.
+func (f *Flow) deliver(pkt *packet, kind demux.Kind) bool {
+	isDest, latch := f.source(pkt.from)
+	if !isDest && !latch {
+		f.stats.dropped[DropSource].Add(1)
 		return false
 	}
-	if len(pkt.buf[:pkt.n]) < 8 { // shorter than any RTCP header
+	if pkt.n < 8 { // shorter than any RTCP header
 		f.stats.dropped[DropMalformed].Add(1)
+		return false
+	}
+	if !f.unprotect(pkt, kind) {
+		return false
+	}
+	addr, ok := f.latchOnto(pkt.from)
+	if !ok {
+		f.stats.dropped[DropSource].Add(1)
 		return false
 	}
 	pkt.addr = addr

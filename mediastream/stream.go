@@ -15,6 +15,7 @@ import (
 	"github.com/reflow-go/reflow/flow"
 	"github.com/reflow-go/reflow/internal/pionlog"
 	"github.com/reflow-go/reflow/natmode"
+	"github.com/reflow-go/reflow/srtp"
 )
 
 // Handler receives a stream's events (reflow's MediaStreamHandler). Calls are
@@ -67,6 +68,9 @@ type Config struct {
 	Latch bool
 	// QueueLen is each flow's receive queue length; zero means flow.DefaultQueueLen.
 	QueueLen int
+	// ReplayWindow is the SRTP/SRTCP replay window of inbound sessions: zero
+	// means srtp.DefaultReplayWindow (64), negative turns replay protection off.
+	ReplayWindow int
 }
 
 // Env is what the owning manager shares with its streams.
@@ -168,6 +172,38 @@ func New(ctx context.Context, cfg Config, h Handler, env Env) (*Stream, error) {
 	s.mu.Unlock()
 	s.checkReady()
 	return s, nil
+}
+
+// SetOutboundSRTP protects what the stream sends with k, our SDES key (reflow's
+// createOutboundSRTPSession): SRTP on the RTP flow, SRTCP on the RTCP flow (or
+// on the RTP flow with rtcp-mux). It may be called at any time, also to re-key
+// while media flows; the zero Keys turn protection off.
+func (s *Stream) SetOutboundSRTP(k srtp.Keys) error {
+	if s.closing.Load() {
+		return ErrClosed
+	}
+	for _, f := range s.flows {
+		if err := f.SetOutboundSRTP(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SetInboundSRTP authenticates and decrypts what the stream receives with k,
+// the peer's SDES key (reflow's createInboundSRTPSession). Packets that fail
+// authentication or replay protection are dropped and counted in the flows'
+// Stats, never delivered. It may be called at any time to re-key.
+func (s *Stream) SetInboundSRTP(k srtp.Keys) error {
+	if s.closing.Load() {
+		return ErrClosed
+	}
+	for _, f := range s.flows {
+		if err := f.SetInboundSRTP(k, s.cfg.ReplayWindow); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RTP returns the RTP flow.
