@@ -1,0 +1,2 @@
+// Package webterminal is the gRPC "WebRTC terminal" binding of the call layer.
+package webterminal

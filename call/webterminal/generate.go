@@ -1,0 +1,3 @@
+package webterminal
+
+//go:generate sh gen.sh
