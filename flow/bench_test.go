@@ -1,10 +1,12 @@
 package flow
 
 import (
+	"encoding/binary"
 	"net"
-	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/reflow-go/reflow/srtp"
 )
 
 // benchWindow bounds the packets in flight, so that neither path loses packets
@@ -63,12 +65,38 @@ func BenchmarkFlowThroughput(b *testing.B) {
 			func(p []byte) error { _, err := x.WriteToUDPAddrPort(p, dst); return err },
 			func(buf []byte) error { _, _, err := y.ReadFromUDPAddrPort(buf); return err })
 	})
-	b.Run("flow", func(b *testing.B) {
-		x, y := pair(b, loop4)
-		var from netip.AddrPort
-		runPipe(b,
-			func(p []byte) error { _, err := x.Write(p); return err },
-			func(buf []byte) error { var err error; _, from, err = y.ReadFromAddrPort(buf); return err })
-		_ = from
-	})
+	b.Run("flow", func(b *testing.B) { benchFlows(b, 0) })
+	for _, s := range []srtp.Suite{srtp.AESCM128HMACSHA1_80, srtp.AEADAES128GCM} {
+		b.Run("flow-sdes-"+s.String(), func(b *testing.B) { benchFlows(b, s) })
+	}
+}
+
+// benchFlows measures x -> y on a pair of no-NAT flows, SDES-protected with
+// suite unless it is zero.
+func benchFlows(b *testing.B, suite srtp.Suite) {
+	x, y := pair(b, loop4)
+	if suite != 0 {
+		k, err := srtp.GenerateKeys(suite)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := x.SetOutboundSRTP(k); err != nil {
+			b.Fatal(err)
+		}
+		if err := y.SetInboundSRTP(k, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var seq uint16
+	runPipe(b,
+		func(p []byte) error {
+			seq++ // SRTP needs fresh sequence numbers (replay protection)
+			binary.BigEndian.PutUint16(p[2:], seq)
+			_, err := x.Write(p)
+			return err
+		},
+		func(buf []byte) error { _, _, err := y.ReadFromAddrPort(buf); return err })
+	if s := y.Stats(); s.TotalDropped() != 0 {
+		b.Fatalf("drops on the benchmark path: %+v", s.Dropped)
+	}
 }

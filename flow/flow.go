@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/reflow-go/reflow/dtlssrtp"
 	"github.com/reflow-go/reflow/internal/pionlog"
 	"github.com/reflow-go/reflow/natmode"
 	"github.com/reflow-go/reflow/srtp"
@@ -106,6 +107,8 @@ type Flow struct {
 	tx     atomic.Pointer[srtp.Encrypter] // outbound SRTP, nil = clear
 	rx     atomic.Pointer[srtp.Decrypter] // inbound SRTP, nil = clear
 	secure atomic.Bool                    // refuse clear media (DTLS-SRTP expected)
+	dtls   atomic.Pointer[dtlsAssoc]      // the current DTLS association
+	pins   []dtlssrtp.Fingerprint         // the peer's fingerprints; guarded by mu
 }
 
 // packet is a pooled receive buffer.
@@ -303,6 +306,7 @@ func (f *Flow) Close() error {
 		f.keepalive.Stop()
 	}
 	f.mu.Unlock()
+	f.stopDTLS()
 	f.closeNAT()
 	var err error
 	if f.conn != nil {

@@ -61,7 +61,7 @@ func (f *Flow) dispatch(pkt *packet) bool {
 		// Not from our NAT server: a stray request or a spoofed response.
 		f.stats.dropped[DropUnexpected].Add(1)
 	case demux.DTLS:
-		f.stats.dropped[DropUnexpected].Add(1)
+		return f.dtlsInbound(pkt)
 	default:
 		f.stats.dropped[DropUnknown].Add(1)
 	}

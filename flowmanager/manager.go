@@ -2,13 +2,17 @@ package flowmanager
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
+	"github.com/reflow-go/reflow/dtlssrtp"
 	"github.com/reflow-go/reflow/mediastream"
+	"github.com/reflow-go/reflow/srtp"
 )
 
 // Errors returned by the manager, matched with errors.Is.
@@ -29,6 +33,19 @@ type Config struct {
 	// Listen opens the UDP sockets of streams; nil means net.ListenUDP. It lets
 	// tests and embedders run streams on another network (such as pion vnet).
 	Listen mediastream.ListenFunc
+	// AOR names the owner of the DTLS certificate generated on first use (its
+	// subject common name), like reflow's initializeDtlsFactory(aor).
+	AOR string
+	// Certificate is the DTLS certificate to use; nil generates an ECDSA P-256
+	// self-signed one on first use.
+	Certificate *tls.Certificate
+	// DTLSSuites are the SRTP profiles offered in DTLS-SRTP handshakes, in
+	// preference order; nil means dtlssrtp.DefaultSuites (AEAD_AES_128_GCM,
+	// AES_CM_128_HMAC_SHA1_80).
+	DTLSSuites []srtp.Suite
+	// HandshakeTimeout bounds each DTLS handshake; zero means
+	// dtlssrtp.DefaultHandshakeTimeout (10 s).
+	HandshakeTimeout time.Duration
 }
 
 // Manager creates media streams and owns them (reflow's FlowManager). An
@@ -39,6 +56,39 @@ type Manager struct {
 	mu      sync.Mutex
 	streams map[*mediastream.Stream]struct{}
 	closed  bool
+	cert    *tls.Certificate
+}
+
+// Certificate returns the manager's DTLS certificate, generating it on first use.
+func (m *Manager) Certificate() (tls.Certificate, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cert == nil {
+		c, err := dtlssrtp.GenerateCertificate(m.cfg.AOR)
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("flowmanager: DTLS certificate: %w", err)
+		}
+		m.cert = &c
+	}
+	return *m.cert, nil
+}
+
+// Fingerprint returns the sha-256 fingerprint of the manager's DTLS
+// certificate, as it goes into SDP (a=fingerprint:sha-256 AB:CD:...).
+func (m *Manager) Fingerprint() (dtlssrtp.Fingerprint, error) {
+	c, err := m.Certificate()
+	if err != nil {
+		return dtlssrtp.Fingerprint{}, err
+	}
+	return dtlssrtp.CertificateFingerprint(c, dtlssrtp.SHA256)
+}
+
+func (m *Manager) dtlsConfig() (dtlssrtp.Config, error) {
+	c, err := m.Certificate()
+	if err != nil {
+		return dtlssrtp.Config{}, err
+	}
+	return dtlssrtp.Config{Certificate: c, Suites: m.cfg.DTLSSuites, HandshakeTimeout: m.cfg.HandshakeTimeout, Logger: m.cfg.Logger}, nil
 }
 
 // New validates cfg and returns a Manager.
@@ -49,7 +99,11 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.PortMin != 0 && cfg.PortMax-cfg.PortMin < 1 {
 		return nil, fmt.Errorf("%w: port range %d-%d holds no RTP/RTCP pair", ErrInvalidConfig, cfg.PortMin, cfg.PortMax)
 	}
-	return &Manager{cfg: cfg, streams: make(map[*mediastream.Stream]struct{})}, nil
+	m := &Manager{cfg: cfg, streams: make(map[*mediastream.Stream]struct{}), cert: cfg.Certificate}
+	if cfg.Certificate != nil && len(cfg.Certificate.Certificate) == 0 {
+		return nil, fmt.Errorf("%w: empty DTLS certificate", ErrInvalidConfig)
+	}
+	return m, nil
 }
 
 // NewStream binds a stream's sockets and starts the NAT setup of its flows
@@ -66,6 +120,7 @@ func (m *Manager) NewStream(ctx context.Context, cfg mediastream.Config, h media
 		PortMin: m.cfg.PortMin, PortMax: m.cfg.PortMax,
 		Logger: m.cfg.Logger, Listen: m.cfg.Listen,
 		OnClose: m.forget,
+		DTLS:    m.dtlsConfig,
 	}
 	s, err := mediastream.New(ctx, cfg, h, env)
 	if err != nil {

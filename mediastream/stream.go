@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/reflow-go/reflow/dtlssrtp"
 	"github.com/reflow-go/reflow/flow"
 	"github.com/reflow-go/reflow/internal/pionlog"
 	"github.com/reflow-go/reflow/natmode"
@@ -83,6 +84,9 @@ type Env struct {
 	Listen ListenFunc
 	// OnClose is called once when the stream is closed.
 	OnClose func(*Stream)
+	// DTLS returns the DTLS configuration (our certificate, the SRTP profiles
+	// to offer); nil means DTLS-SRTP is unavailable.
+	DTLS func() (dtlssrtp.Config, error)
 }
 
 // Stream is one media stream: an RTP flow and an optional RTCP flow (reflow's
@@ -200,6 +204,68 @@ func (s *Stream) SetInboundSRTP(k srtp.Keys) error {
 	}
 	for _, f := range s.flows {
 		if err := f.SetInboundSRTP(k, s.cfg.ReplayWindow); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ErrNoDTLS is returned by DTLS methods of a stream whose manager has no DTLS configuration.
+var ErrNoDTLS = errors.New("mediastream: DTLS-SRTP not configured")
+
+// Fingerprint returns the sha-256 fingerprint of our DTLS certificate, for the
+// stream's SDP (a=fingerprint), or the zero Fingerprint without DTLS.
+func (s *Stream) Fingerprint() dtlssrtp.Fingerprint {
+	if s.env.DTLS == nil {
+		return dtlssrtp.Fingerprint{}
+	}
+	cfg, err := s.env.DTLS()
+	if err != nil {
+		return dtlssrtp.Fingerprint{}
+	}
+	fp, err := dtlssrtp.CertificateFingerprint(cfg.Certificate, dtlssrtp.SHA256)
+	if err != nil {
+		return dtlssrtp.Fingerprint{}
+	}
+	return fp
+}
+
+// SetRemoteFingerprint pins the peer's DTLS certificate on every flow to the
+// fingerprints of its SDP (reflow's setRemoteSDPFingerprint), before or after
+// the handshake. A mismatch after the handshake ends the association and is
+// returned as well as reported through OnError.
+func (s *Stream) SetRemoteFingerprint(fps ...dtlssrtp.Fingerprint) error {
+	if s.closing.Load() {
+		return ErrClosed
+	}
+	var errs []error
+	for _, f := range s.flows {
+		if err := f.SetRemoteFingerprint(fps...); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// StartDTLS starts (or, for a re-offer with a new fingerprint, restarts)
+// DTLS-SRTP on every flow of the stream in role: as client towards the flow's
+// active destination, as server answering a ClientHello from it (reflow's
+// startDtlsClient). It returns at once. Until a flow's handshake has finished
+// and the peer matches the pinned fingerprint, that flow sends and delivers no
+// media. Failures reach OnError, matching the dtlssrtp sentinels.
+func (s *Stream) StartDTLS(role dtlssrtp.Role) error {
+	if s.closing.Load() {
+		return ErrClosed
+	}
+	if s.env.DTLS == nil {
+		return ErrNoDTLS
+	}
+	cfg, err := s.env.DTLS()
+	if err != nil {
+		return err
+	}
+	for _, f := range s.flows {
+		if err := f.StartDTLS(role, cfg); err != nil {
 			return err
 		}
 	}
