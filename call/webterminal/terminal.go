@@ -1,0 +1,478 @@
+package webterminal
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	pb "github.com/reflow-go/reflow/call/webterminal/webterminalpb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+)
+
+// Defaults of Config.
+const (
+	// DefaultReconnectMin is the first re-registration delay after a lost stream.
+	DefaultReconnectMin = 50 * time.Millisecond
+	// DefaultReconnectMax caps the re-registration delay, which doubles after
+	// each failed attempt.
+	DefaultReconnectMax = 5 * time.Second
+	// DefaultCloseTimeout bounds how long Close waits for its Byes to leave.
+	DefaultCloseTimeout = time.Second
+)
+
+// metadataRegistered is the header the Core sends once a stream is
+// registered; the terminal waits for it before it calls itself registered.
+const metadataRegistered = "x-webterminal-registered"
+
+// Config describes a terminal. Zero fields take the documented defaults.
+type Config struct {
+	// Target is the core's address, host:port or any gRPC target. Required.
+	Target string
+	// MSISDN is the subscriber this terminal serves; it is sent in the stream's
+	// metadata (MetadataMSISDN) so the core can route calls to it. Required.
+	MSISDN string
+	// Mode selects Pipe (the zero value: one call at a time) or MultiPipe.
+	Mode Mode
+	// TLS, when not nil, secures the connection with TLS; set Certificates for
+	// mutual TLS. Nil means plaintext (loopback and tests only).
+	TLS *tls.Config
+	// DialOptions are added to the gRPC client's options (keepalive, ...).
+	DialOptions []grpc.DialOption
+	// Media makes the media of each call. Required.
+	Media MediaFunc
+	// Handler receives events; nil means HandlerFuncs{} (incoming calls are
+	// rejected).
+	Handler Handler
+	// ReconnectMin and ReconnectMax bound the re-registration backoff; zero
+	// means DefaultReconnectMin and DefaultReconnectMax.
+	ReconnectMin, ReconnectMax time.Duration
+	// Logger receives log records; nil discards them.
+	Logger *slog.Logger
+}
+
+// Terminal is the client side of the API: it keeps a registration stream
+// (Pipe or MultiPipe) open with the core, re-registering with backoff when it
+// is lost, and carries calls over it. All methods are safe for concurrent use.
+type Terminal struct {
+	cfg    Config
+	log    *slog.Logger
+	conn   *grpc.ClientConn
+	client pb.WebTerminalClient
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	events serial
+	wg     sync.WaitGroup
+
+	mu         sync.Mutex
+	sess       *session
+	closed     bool
+	registered chan struct{} // closed at the first registration
+	observed   map[string]Status
+	done       chan struct{}
+}
+
+// session is one registration stream.
+type session struct {
+	stream grpc.BidiStreamingClient[pb.WebTerminalMessage, pb.WebTerminalMessage]
+	ctx    context.Context
+	cancel context.CancelFunc
+	out    *outbox
+	calls  map[string]*Call // guarded by Terminal.mu; at most one on Pipe
+	done   chan struct{}
+}
+
+// Dial creates a terminal and returns once it is registered with the core
+// (the core acknowledged the stream), retrying with backoff until ctx ends.
+func Dial(ctx context.Context, cfg Config) (*Terminal, error) {
+	if cfg.Target == "" || cfg.MSISDN == "" || cfg.Media == nil {
+		return nil, fmt.Errorf("%w: Target, MSISDN and Media are required", ErrInvalidConfig)
+	}
+	if cfg.Mode != Pipe && cfg.Mode != MultiPipe {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, cfg.Mode)
+	}
+	if cfg.Handler == nil {
+		cfg.Handler = HandlerFuncs{}
+	}
+	if cfg.ReconnectMin <= 0 {
+		cfg.ReconnectMin = DefaultReconnectMin
+	}
+	if cfg.ReconnectMax <= 0 {
+		cfg.ReconnectMax = DefaultReconnectMax
+	}
+	if cfg.ReconnectMax < cfg.ReconnectMin {
+		cfg.ReconnectMax = cfg.ReconnectMin
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	creds := insecure.NewCredentials()
+	if cfg.TLS != nil {
+		creds = credentials.NewTLS(cfg.TLS)
+	}
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, cfg.DialOptions...)
+	conn, err := grpc.NewClient(cfg.Target, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	t := &Terminal{
+		cfg: cfg, log: log.With("msisdn", cfg.MSISDN, "mode", cfg.Mode.String()),
+		conn: conn, client: pb.NewWebTerminalClient(conn),
+		registered: make(chan struct{}), observed: map[string]Status{}, done: make(chan struct{}),
+	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.wg.Add(1)
+	go t.loop()
+	select {
+	case <-t.registered:
+		return t, nil
+	case <-ctx.Done():
+		t.Close()
+		return nil, fmt.Errorf("webterminal: registering with %s: %w", cfg.Target, ctx.Err())
+	}
+}
+
+// MSISDN returns the subscriber this terminal serves.
+func (t *Terminal) MSISDN() string { return t.cfg.MSISDN }
+
+// Mode returns how the terminal registers.
+func (t *Terminal) Mode() Mode { return t.cfg.Mode }
+
+// Registered reports whether a registration stream is open now.
+func (t *Terminal) Registered() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.sess != nil
+}
+
+// Done is closed when the terminal is closed.
+func (t *Terminal) Done() <-chan struct{} { return t.done }
+
+// Observed returns the InCall statuses currently known (InCall received and
+// no Idle yet), sorted by call ID.
+func (t *Terminal) Observed() []Status {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]Status, 0, len(t.observed))
+	for _, s := range t.observed {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CallID < out[j].CallID })
+	return out
+}
+
+// Calls returns the calls in progress.
+func (t *Terminal) Calls() []*Call {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []*Call
+	if t.sess != nil {
+		for _, c := range t.sess.calls {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Close hangs up every call (Bye), ends the registration stream, closes the
+// connection and waits for the terminal's goroutines. It is idempotent and may
+// be called from a Handler.
+func (t *Terminal) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		<-t.done
+		return nil
+	}
+	t.closed = true
+	s := t.sess
+	var calls []*Call
+	if s != nil {
+		for _, c := range s.calls {
+			calls = append(calls, c)
+		}
+	}
+	t.mu.Unlock()
+	for _, c := range calls {
+		c.end(ErrClosed, true)
+	}
+	if s != nil {
+		s.out.push(nil) // CloseSend once the Byes are out
+		timer := time.NewTimer(DefaultCloseTimeout)
+		select {
+		case <-s.done:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+	t.cancel()
+	t.wg.Wait()
+	t.events.close()
+	err := t.conn.Close()
+	close(t.done)
+	return err
+}
+
+// emit queues a Handler call.
+func (t *Terminal) emit(f func(h Handler)) {
+	t.events.push(func() { f(t.cfg.Handler) })
+}
+
+// loop registers, reads the stream until it breaks, and re-registers with
+// backoff until the terminal is closed.
+func (t *Terminal) loop() {
+	defer t.wg.Done()
+	delay := t.cfg.ReconnectMin
+	for {
+		s, err := t.register()
+		if err == nil {
+			delay = t.cfg.ReconnectMin
+			err = t.read(s)
+			t.lost(s, err)
+		} else if t.ctx.Err() == nil {
+			t.log.Warn("registration failed", "err", err)
+		}
+		timer := time.NewTimer(delay)
+		select {
+		case <-t.ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		delay = min(2*delay, t.cfg.ReconnectMax)
+	}
+}
+
+// register opens the stream and waits for the core's acknowledgement.
+func (t *Terminal) register() (*session, error) {
+	ctx, cancel := context.WithCancel(t.ctx)
+	ctx = metadata.AppendToOutgoingContext(ctx, MetadataMSISDN, t.cfg.MSISDN)
+	var st grpc.BidiStreamingClient[pb.WebTerminalMessage, pb.WebTerminalMessage]
+	var err error
+	if t.cfg.Mode == MultiPipe {
+		st, err = t.client.MultiPipe(ctx)
+	} else {
+		st, err = t.client.Pipe(ctx)
+	}
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	md, err := st.Header()
+	if err == nil && len(md.Get(metadataRegistered)) == 0 {
+		if _, err = st.Recv(); err == nil || err == io.EOF {
+			err = errors.New("webterminal: the core did not acknowledge the registration")
+		}
+	}
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	s := &session{stream: st, ctx: ctx, cancel: cancel, out: newOutbox(), calls: map[string]*Call{}, done: make(chan struct{})}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		cancel()
+		return nil, ErrClosed
+	}
+	t.sess = s
+	first := t.registered
+	t.mu.Unlock()
+	select {
+	case <-first:
+	default:
+		close(first)
+	}
+	t.wg.Add(1)
+	go t.write(s)
+	t.log.Info("registered")
+	t.emit(func(h Handler) { h.OnRegistered(t) })
+	return s, nil
+}
+
+// write is the stream's only sender; a nil message means CloseSend.
+func (t *Terminal) write(s *session) {
+	defer t.wg.Done()
+	err := s.out.run(s.ctx, func(m *pb.WebTerminalMessage) error {
+		if m == nil {
+			_ = s.stream.CloseSend()
+			return io.EOF
+		}
+		return s.stream.Send(m)
+	})
+	if err != nil && err != io.EOF {
+		s.cancel() // a failed Send breaks the stream; Recv then returns
+	}
+}
+
+// read receives until the stream breaks.
+func (t *Terminal) read(s *session) error {
+	defer close(s.done)
+	for {
+		m, err := s.stream.Recv()
+		if err != nil {
+			s.cancel()
+			return err
+		}
+		t.dispatch(s, m)
+	}
+}
+
+// lost ends the calls of a broken stream and reports it.
+func (t *Terminal) lost(s *session, err error) {
+	t.mu.Lock()
+	if t.sess == s {
+		t.sess = nil
+	}
+	calls := make([]*Call, 0, len(s.calls))
+	for _, c := range s.calls {
+		calls = append(calls, c)
+	}
+	closed := t.closed
+	t.mu.Unlock()
+	if err == io.EOF {
+		err = errors.New("stream ended by the core")
+	}
+	reason := fmt.Errorf("%w: %w", ErrStreamLost, err)
+	if closed {
+		reason = ErrClosed
+	}
+	for _, c := range calls {
+		c.end(reason, false)
+	}
+	if !closed {
+		t.log.Warn("registration lost", "err", err)
+	}
+	t.emit(func(h Handler) { h.OnUnregistered(t, reason) })
+}
+
+// send queues m on s and reports it to the Handler.
+func (t *Terminal) send(s *session, m *pb.WebTerminalMessage) {
+	s.out.push(m)
+	t.emit(func(h Handler) { h.OnMessage(t, true, m) })
+}
+
+// dispatch handles one received message.
+func (t *Terminal) dispatch(s *session, m *pb.WebTerminalMessage) {
+	t.emit(func(h Handler) { h.OnMessage(t, false, m) })
+	id := m.GetCallId()
+	if t.cfg.Mode == MultiPipe && !validCallID(id) {
+		err := fmt.Errorf("%w: %s message with call_id %q rejected", ErrInvalidCallID, Kind(m), id)
+		t.log.Warn("message rejected", "err", err)
+		t.emit(func(h Handler) { h.OnProtocolError(t, err) })
+		return
+	}
+	switch x := m.GetMessage().(type) {
+	case *pb.WebTerminalMessage_InCall:
+		t.status(s, Status{CallID: id, MSISDN: x.InCall.GetMsisdn(), InCall: true})
+	case *pb.WebTerminalMessage_Idle:
+		t.status(s, Status{CallID: id, MSISDN: x.Idle.GetMsisdn()})
+	case *pb.WebTerminalMessage_Offer:
+		t.onOffer(s, id, x.Offer)
+	case *pb.WebTerminalMessage_Answer, *pb.WebTerminalMessage_Ringing, *pb.WebTerminalMessage_Bye:
+		c := t.lookup(s, id)
+		if c == nil {
+			t.log.Debug("message for an unknown call ignored", "kind", Kind(m), "call_id", id)
+			return
+		}
+		switch x := x.(type) {
+		case *pb.WebTerminalMessage_Answer:
+			c.onAnswer(x.Answer.GetSdp())
+		case *pb.WebTerminalMessage_Ringing:
+			c.onRinging()
+		default:
+			c.onBye()
+		}
+	default:
+		t.log.Debug("message ignored", "kind", Kind(m), "call_id", id)
+	}
+}
+
+// lookup returns the call a message is for: by call_id on MultiPipe, the one
+// call on Pipe.
+func (t *Terminal) lookup(s *session, id string) *Call {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.cfg.Mode == MultiPipe {
+		return s.calls[id]
+	}
+	for _, c := range s.calls {
+		return c
+	}
+	return nil
+}
+
+func (t *Terminal) status(s *session, st Status) {
+	t.mu.Lock()
+	if st.InCall {
+		t.observed[st.CallID+"\x00"+st.MSISDN] = st
+	} else {
+		for k, o := range t.observed {
+			if o.MSISDN == st.MSISDN && (st.CallID == "" || o.CallID == st.CallID) {
+				delete(t.observed, k)
+			}
+		}
+	}
+	t.mu.Unlock()
+	if st.InCall {
+		// A call of ours reported on another device has moved away: after our
+		// Action{ToPhone}, or taken over elsewhere.
+		if c := t.lookup(s, st.CallID); c != nil && (c.isTransferring() || t.cfg.Mode == MultiPipe) {
+			c.end(ErrTransferred, false)
+		}
+	}
+	t.emit(func(h Handler) { h.OnStatus(t, st) })
+}
+
+// Kind names the payload of m ("Offer", "Answer", ...), for logs and traces.
+func Kind(m *pb.WebTerminalMessage) string {
+	switch x := m.GetMessage().(type) {
+	case *pb.WebTerminalMessage_Offer:
+		return "Offer"
+	case *pb.WebTerminalMessage_Answer:
+		return "Answer"
+	case *pb.WebTerminalMessage_Ringing:
+		return "Ringing"
+	case *pb.WebTerminalMessage_Bye:
+		return "Bye"
+	case *pb.WebTerminalMessage_InCall:
+		return "InCall"
+	case *pb.WebTerminalMessage_Idle:
+		return "Idle"
+	case *pb.WebTerminalMessage_Action:
+		if x.Action.GetToPhone() != nil {
+			return "Action{ToPhone}"
+		}
+		return "Action"
+	}
+	return "empty"
+}
+
+// Format renders m on one line, SDP shortened to its size, for traces.
+func Format(m *pb.WebTerminalMessage) string {
+	var b strings.Builder
+	b.WriteString(Kind(m))
+	switch x := m.GetMessage().(type) {
+	case *pb.WebTerminalMessage_Offer:
+		fmt.Fprintf(&b, "{msisdn:%q sdp:%dB}", x.Offer.GetMsisdn(), len(x.Offer.GetSdp()))
+	case *pb.WebTerminalMessage_Answer:
+		fmt.Fprintf(&b, "{sdp:%dB}", len(x.Answer.GetSdp()))
+	case *pb.WebTerminalMessage_InCall:
+		fmt.Fprintf(&b, "{msisdn:%q}", x.InCall.GetMsisdn())
+	case *pb.WebTerminalMessage_Idle:
+		fmt.Fprintf(&b, "{msisdn:%q}", x.Idle.GetMsisdn())
+	}
+	fmt.Fprintf(&b, " call_id=%q", m.GetCallId())
+	return b.String()
+}
