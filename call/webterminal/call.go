@@ -382,7 +382,17 @@ func (t *Terminal) TakeOver(ctx context.Context, callID string) (*Call, error) {
 	if !validCallID(callID) {
 		return nil, fmt.Errorf("%w: %q", ErrInvalidCallID, callID)
 	}
-	return t.place(ctx, callID, t.cfg.MSISDN, Outgoing)
+	c, err := t.place(ctx, callID, t.cfg.MSISDN, Outgoing)
+	if err == nil {
+		t.mu.Lock()
+		for k, o := range t.observed { // it is ours now, no Idle will come
+			if o.CallID == callID {
+				delete(t.observed, k)
+			}
+		}
+		t.mu.Unlock()
+	}
+	return c, err
 }
 
 func (t *Terminal) place(ctx context.Context, id, msisdn string, dir Direction) (*Call, error) {

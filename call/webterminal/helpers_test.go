@@ -38,6 +38,24 @@ func startCore(t *testing.T, cfg CoreConfig, opts ...grpc.ServerOption) (*Core, 
 	return core, lis.Addr().String()
 }
 
+// serveOn serves core on 127.0.0.1:0 with a server the test may stop.
+func serveOn(t *testing.T, core *Core, opts ...grpc.ServerOption) (*grpc.Server, string) {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer(opts...)
+	pb.RegisterWebTerminalServer(srv, core)
+	served := make(chan struct{})
+	go func() { defer close(served); _ = srv.Serve(lis) }()
+	t.Cleanup(func() {
+		srv.Stop()
+		<-served
+	})
+	return srv, lis.Addr().String()
+}
+
 // rec is a Handler recording events in channels, for tests to wait on.
 type rec struct {
 	incoming     chan *Call
@@ -92,17 +110,6 @@ func recv[T any](t *testing.T, ch <-chan T, what string) T {
 	case <-time.After(testTimeout):
 		t.Fatalf("timed out waiting for %s", what)
 		panic("unreachable")
-	}
-}
-
-// none checks that nothing is pending on ch (after a round trip proved the
-// stream is past the point where it would have arrived).
-func none[T any](t *testing.T, ch <-chan T, what string) {
-	t.Helper()
-	select {
-	case v := <-ch:
-		t.Fatalf("unexpected %s: %v", what, v)
-	default:
 	}
 }
 
