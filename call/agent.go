@@ -1,0 +1,291 @@
+package call
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/reflow-go/reflow/call/sdpx"
+	"github.com/reflow-go/reflow/srtp"
+)
+
+// Agent is the call core: it makes calls for signalling bindings, owns them
+// until they end and reports their events to the Handler. An application
+// normally makes one and gives it to each binding. All methods are safe for
+// concurrent use.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	calls   map[string]*Call
+	closed  bool
+	queue   []func(Handler)
+	running bool
+	runner  uint64
+	wg      sync.WaitGroup
+}
+
+// New validates cfg and returns an Agent.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Manager == nil {
+		return nil, fmt.Errorf("%w: Manager is required", ErrInvalidConfig)
+	}
+	m, err := cfg.Media.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Media = m
+	if cfg.Handler == nil {
+		cfg.Handler = HandlerFuncs{}
+	}
+	if cfg.SetupTimeout <= 0 {
+		cfg.SetupTimeout = 10 * time.Second
+	}
+	if cfg.HangupTimeout <= 0 {
+		cfg.HangupTimeout = 2 * time.Second
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Agent{cfg: cfg, log: log, calls: make(map[string]*Call)}, nil
+}
+
+// MediaConfig returns the agent's default media configuration, defaults filled in.
+func (a *Agent) MediaConfig() MediaConfig { return a.cfg.Media }
+
+func (a *Agent) newCall(dir Direction, sig Signaling, p Params) (*Call, error) {
+	if sig == nil {
+		return nil, fmt.Errorf("%w: nil Signaling", ErrInvalidConfig)
+	}
+	cfg := a.cfg.Media
+	if p.Media != nil {
+		var err error
+		if cfg, err = p.Media.withDefaults(); err != nil {
+			return nil, err
+		}
+	}
+	if p.ID == "" {
+		p.ID = uuid.NewString()
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	c := &Call{
+		a: a, id: p.ID, dir: dir, remote: p.Remote, sig: sig, cfg: cfg, log: a.log,
+		done: make(chan struct{}), keys: make(map[srtp.Suite]srtp.Keys),
+		sessID: binary.BigEndian.Uint64(b[:]) >> 2, version: 0,
+	}
+	c.state = Offering
+	if dir == Inbound {
+		c.state = Incoming
+	}
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if _, dup := a.calls[p.ID]; dup {
+		a.mu.Unlock()
+		return nil, fmt.Errorf("%w: call %q exists", ErrInvalidConfig, p.ID)
+	}
+	a.calls[p.ID] = c
+	a.wg.Add(1) // released by forget
+	a.mu.Unlock()
+	md, err := OpenMedia(a.cfg.Manager, cfg, a.cfg.SetupTimeout, c.onMediaError)
+	if err != nil {
+		a.forget(c)
+		return nil, Reason{Kind: MediaFailed, Code: 500, Text: "opening the media stream", Err: err}
+	}
+	c.mu.Lock()
+	c.media = md
+	c.mu.Unlock()
+	return c, nil
+}
+
+// Dial places an outgoing call through sig: it opens the media stream,
+// waits until it is ready (bounded by ctx), and sends the offer. It returns
+// once the binding's SendOffer returned; the call is then Offering (or
+// already further). A failure ends the call and is returned as a Reason.
+func (a *Agent) Dial(ctx context.Context, sig Signaling, p Params) (*Call, error) {
+	c, err := a.newCall(Outbound, sig, p)
+	if err != nil {
+		return nil, err
+	}
+	md := c.Media()
+	if err := md.Wait(ctx); err != nil {
+		r := Reason{Kind: MediaFailed, Text: "media stream not ready", Err: err}
+		c.terminate(r, false)
+		return nil, r
+	}
+	c.mu.Lock()
+	pd := &pending{dir: sdpx.SendRecv, result: make(chan error, 1)}
+	line, err := c.offerLine(md, sdpx.SendRecv)
+	var offer []byte
+	if err == nil {
+		pd.line = line
+		offer, err = c.marshal([]sdpx.Line{line})
+	}
+	if err == nil && c.live() {
+		c.offer = pd
+	}
+	c.mu.Unlock()
+	if err != nil {
+		r := Reason{Kind: MediaFailed, Err: err}
+		c.terminate(r, false)
+		return nil, r
+	}
+	if err := sig.SendOffer(ctx, offer); err != nil {
+		var r Reason
+		if !errors.As(err, &r) {
+			r = Reason{Kind: SignalingFailed, Text: "sending the offer", Err: err}
+		}
+		c.terminate(r, false)
+		return nil, r
+	}
+	return c, nil
+}
+
+// Incoming makes a call for an incoming offer from the peer and reports it
+// to Handler.OnIncoming. An offer that cannot be parsed or accepted is
+// refused with a Reason (Malformed 400, NotAcceptable 488) and no call is
+// made; the binding sends the refusal.
+func (a *Agent) Incoming(ctx context.Context, sig Signaling, p Params, offer []byte) (*Call, error) {
+	cfg := a.cfg.Media
+	if p.Media != nil {
+		var err error
+		if cfg, err = p.Media.withDefaults(); err != nil {
+			return nil, err
+		}
+	}
+	d, err := sdpx.Parse(offer)
+	if err != nil {
+		return nil, Reason{Kind: Malformed, Code: 400, Text: "offer", Err: err}
+	}
+	if _, err := planOffer(d, cfg, nil); err != nil {
+		return nil, err
+	}
+	c, err := a.newCall(Inbound, sig, p)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.inOffer = d
+	c.mu.Unlock()
+	a.emit(func(h Handler) { h.OnIncoming(c) })
+	return c, nil
+}
+
+// Call returns the live call with id, or nil.
+func (a *Agent) Call(id string) *Call {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.calls[id]
+}
+
+// Calls returns the live calls.
+func (a *Agent) Calls() []*Call {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]*Call, 0, len(a.calls))
+	for _, c := range a.calls {
+		out = append(out, c)
+	}
+	return out
+}
+
+func (a *Agent) forget(c *Call) {
+	a.mu.Lock()
+	if a.calls[c.id] == c {
+		delete(a.calls, c.id)
+		a.wg.Done()
+	}
+	a.mu.Unlock()
+}
+
+// spawn runs f on a goroutine the agent waits for in Close.
+func (a *Agent) spawn(f func()) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		f()
+	}()
+}
+
+// emit queues a handler call; they are made one at a time, in order.
+func (a *Agent) emit(f func(Handler)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.queue = append(a.queue, f)
+	if !a.running {
+		a.running = true
+		a.wg.Add(1)
+		go a.dispatch()
+	}
+}
+
+func (a *Agent) dispatch() {
+	defer a.wg.Done()
+	id := goid()
+	for {
+		a.mu.Lock()
+		if len(a.queue) == 0 {
+			a.running, a.runner = false, 0
+			a.mu.Unlock()
+			return
+		}
+		f := a.queue[0]
+		a.queue = a.queue[1:]
+		a.runner = id
+		a.mu.Unlock()
+		f(a.cfg.Handler)
+	}
+}
+
+// Close hangs up every call (sending the hangups), refuses new calls and
+// waits for the agent's goroutines and the calls' media to close. It is
+// idempotent and may be called from a Handler.
+func (a *Agent) Close() error {
+	a.mu.Lock()
+	a.closed = true
+	calls := make([]*Call, 0, len(a.calls))
+	for _, c := range a.calls {
+		calls = append(calls, c)
+	}
+	inHandler := a.running && a.runner == goid()
+	a.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range calls {
+		wg.Go(func() { c.terminate(Reason{Kind: LocalHangup, Text: "agent closed"}, true) })
+	}
+	wg.Wait()
+	if inHandler {
+		// The handler goroutine itself cannot be waited for; the calls are ended.
+		return nil
+	}
+	a.wg.Wait()
+	return nil
+}
+
+// goid returns the running goroutine's id, so that Close can tell whether it
+// runs on the agent's handler goroutine.
+func goid() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = bytes.TrimPrefix(b, []byte("goroutine "))
+	if i := bytes.IndexByte(b, ' '); i > 0 {
+		b = b[:i]
+	}
+	n, _ := strconv.ParseUint(string(b), 10, 64)
+	return n
+}

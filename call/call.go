@@ -1,0 +1,260 @@
+package call
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+
+	"github.com/reflow-go/reflow/call/sdpx"
+	"github.com/reflow-go/reflow/dtlssrtp"
+	"github.com/reflow-go/reflow/mediastream"
+	"github.com/reflow-go/reflow/srtp"
+)
+
+// Call is one call: its state, its media stream and the offer/answer
+// exchanges with the peer. The application acts on it (Ring, Accept,
+// Reject, Hangup, Renegotiate); the signalling binding feeds it what the
+// peer sends (the Remote* methods). All methods are safe for concurrent use.
+type Call struct {
+	a      *Agent
+	id     string
+	dir    Direction
+	remote Party
+	sig    Signaling
+	cfg    MediaConfig
+	log    *slog.Logger
+	done   chan struct{}
+
+	mu        sync.Mutex
+	state     State
+	reason    Reason
+	ending    bool
+	media     *Media
+	sessID    uint64
+	version   uint64
+	keys      map[srtp.Suite]srtp.Keys
+	localDir  sdpx.Direction
+	neg       *negotiated
+	offer     *pending          // our outstanding offer
+	inOffer   *sdpx.Description // the initial remote offer, until answered
+	accepting bool
+	answered  bool // the initial offer/answer exchange completed
+}
+
+// pending is an offer of ours awaiting its answer.
+type pending struct {
+	media  *Media // a new stream for this offer, nil for the current one
+	line   sdpx.Line
+	dir    sdpx.Direction
+	result chan error // receives the outcome once (buffered)
+}
+
+// ID returns the call's identifier (the SIP Call-ID for SIP calls).
+func (c *Call) ID() string { return c.id }
+
+// Direction tells who placed the call.
+func (c *Call) Direction() Direction { return c.dir }
+
+// Remote returns the peer.
+func (c *Call) Remote() Party { return c.remote }
+
+// Signaling returns the binding's per-call value given to Dial or Incoming.
+func (c *Call) Signaling() Signaling { return c.sig }
+
+// State returns the current state.
+func (c *Call) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
+// Reason returns why the call ended; the zero Reason while it runs.
+func (c *Call) Reason() Reason {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reason
+}
+
+// Done is closed when the call has ended and its media is closed.
+func (c *Call) Done() <-chan struct{} { return c.done }
+
+// Media returns the call's current media adapter. A re-offer with a new
+// stream replaces it once the peer accepted the re-offer.
+func (c *Call) Media() *Media {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.media
+}
+
+// Stream returns the call's current media stream, for RTP/RTCP I/O.
+func (c *Call) Stream() *mediastream.Stream { return c.Media().Stream() }
+
+// MediaState returns what the last completed offer/answer put in force, and
+// false before the first one completed.
+func (c *Call) MediaState() (MediaState, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.neg == nil {
+		return MediaState{}, false
+	}
+	return c.neg.state, true
+}
+
+// live reports whether the call accepts actions; c.mu held.
+func (c *Call) live() bool { return !c.ending && c.state != Terminated }
+
+// keyFor returns our SDES key for suite, made once per call; c.mu held.
+func (c *Call) keyFor(suite srtp.Suite) (srtp.Keys, error) {
+	if k, ok := c.keys[suite]; ok {
+		return k, nil
+	}
+	k, err := srtp.GenerateKeys(suite)
+	if err != nil {
+		return k, err
+	}
+	c.keys[suite] = k
+	return k, nil
+}
+
+// offerLine builds our offer's m-line on md; c.mu held.
+func (c *Call) offerLine(md *Media, dir sdpx.Direction) (sdpx.Line, error) {
+	rtp, rtcp := md.Tuples()
+	l := sdpx.Line{RTP: rtp.Addr, RTCP: rtcp.Addr, RTCPMux: !rtcp.IsValid(), Security: c.cfg.Security, Codecs: c.cfg.Codecs, Direction: dir}
+	switch c.cfg.Security {
+	case sdpx.SDES:
+		for i, s := range c.cfg.Suites {
+			k, err := c.keyFor(s)
+			if err != nil {
+				return l, err
+			}
+			l.Crypto = append(l.Crypto, srtp.Crypto{Tag: i + 1, Keys: k})
+		}
+	case sdpx.DTLS:
+		l.Fingerprint, l.Setup = md.Fingerprint(), dtlssrtp.SetupActpass
+	}
+	return l, nil
+}
+
+// answerLine builds our answer's m-line for plan p on md; c.mu held.
+func (c *Call) answerLine(md *Media, p plan, dir sdpx.Direction) (sdpx.Line, srtp.Keys, error) {
+	rtp, rtcp := md.Tuples()
+	l := sdpx.Line{RTP: rtp.Addr, RTCP: rtcp.Addr, RTCPMux: !rtcp.IsValid(), Proto: p.remote.Proto, Codecs: p.codecs, Direction: dir, Mid: p.remote.Mid}
+	var ours srtp.Keys
+	switch p.security {
+	case sdpx.SDES:
+		var err error
+		if ours, err = c.keyFor(p.peerKeys.Suite); err != nil {
+			return l, ours, err
+		}
+		l.Crypto = []srtp.Crypto{{Tag: p.tag, Keys: ours}}
+	case sdpx.DTLS:
+		l.Fingerprint, l.Setup = md.Fingerprint(), p.setup
+	}
+	return l, ours, nil
+}
+
+// marshal writes a session with our lines, bumping the o= version; c.mu held.
+func (c *Call) marshal(lines []sdpx.Line) ([]byte, error) {
+	c.version++
+	addr := c.cfg.LocalAddr
+	for _, l := range lines {
+		if l.RTP.Port() != 0 {
+			addr = l.RTP.Addr()
+			break
+		}
+	}
+	return sdpx.Session{SessionID: c.sessID, Version: c.version, Addr: addr, Media: lines}.Marshal()
+}
+
+// answerSDP answers description d with our line at p.index; c.mu held.
+func (c *Call) answerSDP(d *sdpx.Description, p plan, ours sdpx.Line) ([]byte, error) {
+	lines := make([]sdpx.Line, len(d.Media))
+	for i, m := range d.Media {
+		if i == p.index {
+			lines[i] = ours
+			continue
+		}
+		lines[i] = sdpx.Line{Type: m.Type, Proto: m.Proto, Formats: m.Formats}
+	}
+	return c.marshal(lines)
+}
+
+// setState changes the state and reports it; c.mu must not be held.
+func (c *Call) setState(to State) {
+	c.mu.Lock()
+	from := c.state
+	if from == to || !c.live() {
+		c.mu.Unlock()
+		return
+	}
+	c.state = to
+	c.mu.Unlock()
+	c.a.emit(func(h Handler) { h.OnState(c, from, to, Reason{}) })
+}
+
+// onMediaError receives the failures of the call's streams.
+func (c *Call) onMediaError(md *Media, err error) {
+	c.mu.Lock()
+	current := md == c.media || (c.offer != nil && md == c.offer.media)
+	waiting := c.dir == Outbound && !c.answered && c.offer == nil // Dial is still waiting for the stream
+	live := c.live()
+	c.mu.Unlock()
+	c.log.Debug("media error", "call", c.id, "err", err)
+	if !current || !live || waiting || errors.Is(err, dtlssrtp.ErrPeerClosed) {
+		return
+	}
+	r := Reason{Kind: MediaFailed, Text: "media stream failed", Err: err}
+	for _, e := range []error{dtlssrtp.ErrFingerprintMismatch, dtlssrtp.ErrHandshakeTimeout, dtlssrtp.ErrHandshakeFailed, dtlssrtp.ErrFatalAlert, dtlssrtp.ErrNoCommonSuite} {
+		if errors.Is(err, e) {
+			r = Reason{Kind: SecurityFailed, Text: "DTLS-SRTP failed", Err: err}
+		}
+	}
+	c.a.spawn(func() { c.terminate(r, true) })
+}
+
+// terminate ends the call: it sends the hangup (or rejection) when send is
+// set, closes the media and reports Terminated. Only the first call acts.
+func (c *Call) terminate(r Reason, send bool) {
+	c.mu.Lock()
+	if !c.live() {
+		c.mu.Unlock()
+		return
+	}
+	c.ending = true
+	from := c.state
+	unanswered := c.dir == Inbound && !c.answered
+	medias := []*Media{c.media}
+	if c.offer != nil {
+		if c.offer.media != nil {
+			medias = append(medias, c.offer.media)
+		}
+		c.offer.result <- r
+		c.offer = nil
+	}
+	c.mu.Unlock()
+	if send {
+		ctx, cancel := context.WithTimeout(context.Background(), c.a.cfg.HangupTimeout)
+		var err error
+		if unanswered {
+			err = c.sig.SendReject(ctx, r)
+		} else {
+			err = c.sig.SendHangup(ctx, r)
+		}
+		cancel()
+		if err != nil {
+			c.log.Debug("sending hangup", "call", c.id, "err", err)
+		}
+	}
+	for _, m := range medias {
+		if m != nil {
+			m.Close()
+		}
+	}
+	c.mu.Lock()
+	c.state, c.reason = Terminated, r
+	c.mu.Unlock()
+	close(c.done)
+	c.a.forget(c)
+	c.a.emit(func(h Handler) { h.OnState(c, from, Terminated, r) })
+}

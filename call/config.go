@@ -1,0 +1,99 @@
+package call
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/reflow-go/reflow/call/sdpx"
+	"github.com/reflow-go/reflow/flowmanager"
+	"github.com/reflow-go/reflow/natmode"
+	"github.com/reflow-go/reflow/srtp"
+)
+
+// MediaConfig is how a call's media stream is made and offered.
+type MediaConfig struct {
+	// LocalAddr is the IP address the stream binds. Required.
+	LocalAddr netip.Addr
+	// NAT is the NAT traversal mode and server of the stream's flows.
+	NAT natmode.Config
+	// RTCPMux multiplexes RTCP on the RTP flow (offers a=rtcp-mux); false
+	// gives RTCP its own flow, advertised with a=rtcp.
+	RTCPMux bool
+	// Security is what our offers use: sdpx.Plain (RTP/AVP), sdpx.SDES
+	// (RTP/SAVP with a=crypto) or sdpx.DTLS (UDP/TLS/RTP/SAVP with
+	// a=fingerprint and a=setup:actpass). As answerer any of the three is
+	// accepted, unless SecurityRequired refuses plain RTP.
+	Security sdpx.Security
+	// SecurityRequired refuses offers and answers without SRTP (SIP 488).
+	SecurityRequired bool
+	// Suites are the SDES suites we offer and accept, in preference order;
+	// nil means AES_CM_128_HMAC_SHA1_80 and AES_CM_128_HMAC_SHA1_32.
+	Suites []srtp.Suite
+	// Codecs are the codecs we offer and accept, in preference order; nil
+	// means sdpx.DefaultCodecs (PCMU, PCMA, telephone-event).
+	Codecs []sdpx.Codec
+	// Latch makes the flows adopt the first source of media (symmetric RTP).
+	Latch bool
+}
+
+func (m MediaConfig) withDefaults() (MediaConfig, error) {
+	if !m.LocalAddr.IsValid() {
+		return m, fmt.Errorf("%w: MediaConfig.LocalAddr is required", ErrInvalidConfig)
+	}
+	if err := m.NAT.Validate(); err != nil {
+		return m, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	if m.Suites == nil {
+		m.Suites = []srtp.Suite{srtp.AESCM128HMACSHA1_80, srtp.AESCM128HMACSHA1_32}
+	}
+	for _, s := range m.Suites {
+		if !s.Valid() {
+			return m, fmt.Errorf("%w: SRTP suite %v", ErrInvalidConfig, s)
+		}
+	}
+	if m.Codecs == nil {
+		m.Codecs = sdpx.DefaultCodecs()
+	}
+	if len(m.Codecs) == 0 {
+		return m, fmt.Errorf("%w: no codecs", ErrInvalidConfig)
+	}
+	return m, nil
+}
+
+// Config configures an Agent.
+type Config struct {
+	// Manager makes the calls' media streams. Required; the agent does not close it.
+	Manager *flowmanager.Manager
+	// Media is the default media configuration of calls.
+	Media MediaConfig
+	// Handler receives the calls' events; nil ignores them (incoming calls
+	// then ring until the peer gives up).
+	Handler Handler
+	// Logger receives log records; nil discards them.
+	Logger *slog.Logger
+	// SetupTimeout bounds the media stream's NAT setup; zero means 10 s.
+	SetupTimeout time.Duration
+	// HangupTimeout bounds the signalling sent when a call ends (BYE,
+	// CANCEL, a rejection); zero means 2 s.
+	HangupTimeout time.Duration
+}
+
+// Params describes one call to the agent.
+type Params struct {
+	// ID identifies the call; "" makes a random UUID. The SIP binding uses the Call-ID.
+	ID string
+	// Remote is the peer.
+	Remote Party
+	// Media overrides the agent's media configuration when not nil.
+	Media *MediaConfig
+}
+
+// Party names a call's peer.
+type Party struct {
+	// URI is the peer's address, e.g. "sip:bob@192.0.2.1".
+	URI string
+	// DisplayName is the peer's display name, or "".
+	DisplayName string
+}

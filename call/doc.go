@@ -1,0 +1,66 @@
+// Package call is the call layer on top of the flow manager: calls with one
+// media stream each, set up and changed by SDP offer/answer (RFC 3264), and
+// bound to a signalling protocol through one seam, the Signaling interface.
+//
+// # The core
+//
+// An Agent makes calls. Each call owns one media stream from the
+// flowmanager.Manager (NAT mode, SRTP mode and codecs from its MediaConfig).
+// Nothing is offered or answered before the stream is ready, so c= and m=
+// carry the stream's RTP session tuple (local, STUN reflexive or TURN relay
+// address) and a=rtcp its RTCP tuple (RFC 3605), or a=rtcp-mux when RTCP
+// shares the RTP flow (RFC 5761). Offers list the configured codecs (PCMU,
+// PCMA and telephone-event by default) and either nothing (RTP/AVP), a=crypto
+// lines (SDES, RFC 4568) or a=fingerprint with a=setup:actpass (DTLS-SRTP,
+// RFC 5763). Answers keep the offer's payload types, mirror the direction,
+// pick one offered crypto suite with a fresh key of ours, and answer actpass
+// with active. Applying the peer's description sets the flows' active
+// destinations, the SDES keys or the pinned fingerprint, and starts DTLS in
+// the negotiated role. A failure of the stream ends the call (MediaFailed, or
+// SecurityFailed for DTLS failures such as a fingerprint mismatch).
+//
+// Re-offers (Call.Renegotiate, Call.RemoteOffer) change the direction (hold,
+// resume), move the call to a new stream (new ports; a new DTLS association
+// when the address or fingerprint changes) and are rolled back when the peer
+// refuses them. A refusal for glare is retried after the RFC 3261 §14.1 timer.
+// Unacceptable offers are refused with a Reason (no common codec, secure media
+// required but not offered: NotAcceptable/488; unparsable SDP: Malformed/400).
+//
+// # The seam for signalling bindings
+//
+// A binding (call/sipp2p for SIP; the gRPC terminal binding) implements
+// Signaling, one value per call, and drives the core with:
+//
+//   - Agent.Dial(ctx, sig, params): a new outgoing call; the core opens the
+//     stream, waits until it is ready and calls sig.SendOffer.
+//   - Agent.Incoming(ctx, sig, params, offer): a new incoming call; a refused
+//     offer comes back as a Reason for the binding to send.
+//   - Call.RemoteRinging, Call.RemoteAnswer, Call.RemoteReject: what the peer
+//     said about our (re-)offer.
+//   - Call.RemoteOffer(ctx, offer) -> answer: a re-offer from the peer; a
+//     crossing offer gives a Glare Reason (491).
+//   - Call.RemoteHangup(reason): the peer ended the call or the signalling was lost.
+//
+// The core calls sig.SendRinging, SendAnswer (initial answer), SendReject
+// (refusing an unanswered incoming call) and SendHangup (CANCEL or BYE) on the
+// application's behalf. Sub-packages: call/sdpx holds the typed SDP helpers;
+// Media adapts one flowmanager stream and can be used on its own.
+//
+// # The application
+//
+// It sees calls through a Handler (OnIncoming, OnState with a Reason,
+// OnMedia after every completed exchange) and acts with Call.Ring, Accept,
+// Reject, Hangup and Renegotiate. Call.Stream gives the media stream for
+// RTP/RTCP I/O.
+//
+//	agent, _ := call.New(call.Config{Manager: m, Media: call.MediaConfig{
+//		LocalAddr: netip.MustParseAddr("192.0.2.10"), Security: sdpx.DTLS}, Handler: h})
+//	defer agent.Close()
+//
+// # Concurrency
+//
+// Agents and calls are safe for concurrent use. Handler calls are made one at
+// a time, in order, on a goroutine of the agent, never with a lock held.
+// Signaling methods are never called with a lock held. Agent.Close hangs up
+// every call and waits for every goroutine the agent started.
+package call

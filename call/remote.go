@@ -1,0 +1,141 @@
+package call
+
+import (
+	"context"
+	"errors"
+
+	"github.com/reflow-go/reflow/call/sdpx"
+)
+
+// The methods in this file are for signalling bindings: they feed what the
+// peer sent into the call.
+
+// RemoteRinging reports that the callee rings (SIP 180/183); an Offering
+// call becomes Ringing.
+func (c *Call) RemoteRinging() {
+	c.mu.Lock()
+	ok := c.live() && c.state == Offering
+	c.mu.Unlock()
+	if ok {
+		c.setState(Ringing)
+	}
+}
+
+// RemoteAnswer applies the peer's answer to our outstanding offer. An
+// answer that cannot be used ends the call (the core sends the hangup) and
+// is returned as a Reason; for SIP the binding has already sent the ACK.
+func (c *Call) RemoteAnswer(answer []byte) error {
+	c.mu.Lock()
+	p := c.offer
+	if !c.live() || p == nil {
+		c.mu.Unlock()
+		return ErrState
+	}
+	initial := !c.answered
+	md := c.media
+	if p.media != nil {
+		md = p.media
+	}
+	st, err := c.applyAnswerLocked(md, p, answer)
+	if err != nil {
+		c.mu.Unlock()
+		var r Reason
+		if !errors.As(err, &r) {
+			r = Reason{Kind: MediaFailed, Err: err}
+		}
+		c.terminate(r, true)
+		return r
+	}
+	old := c.media
+	c.media = md
+	c.offer = nil
+	c.answered = true
+	c.localDir = p.dir
+	c.mu.Unlock()
+	if old != md {
+		old.Close()
+	}
+	p.result <- nil
+	if initial {
+		c.setState(Active)
+	}
+	c.a.emit(func(h Handler) { h.OnMedia(c, st) })
+	return nil
+}
+
+func (c *Call) applyAnswerLocked(md *Media, p *pending, answer []byte) (MediaState, error) {
+	d, err := sdpx.Parse(answer)
+	if err != nil {
+		return MediaState{}, Reason{Kind: Malformed, Text: "answer", Err: err}
+	}
+	pl, err := planAnswer(d, c.cfg, p.line)
+	if err != nil {
+		return MediaState{}, err
+	}
+	var ours = c.keys[pl.peerKeys.Suite]
+	dir := sdpx.Combine(p.dir, pl.remote.Direction)
+	prev := c.neg
+	st, err := apply(md, pl, ours, dir, prev)
+	if err != nil {
+		return st, err
+	}
+	c.neg = &negotiated{media: md, line: p.line, remote: pl.remote, ours: ours, peer: pl.peerKeys, state: st}
+	return st, nil
+}
+
+// RemoteReject reports that the peer refused our outstanding offer. For the
+// initial offer the call ends with r; for a re-offer the media in force
+// stays (rollback) and Renegotiate returns r.
+func (c *Call) RemoteReject(r Reason) {
+	c.mu.Lock()
+	p := c.offer
+	if !c.live() || p == nil {
+		c.mu.Unlock()
+		return
+	}
+	if !c.answered {
+		c.mu.Unlock()
+		c.terminate(r, false)
+		return
+	}
+	c.offer = nil
+	c.mu.Unlock()
+	if p.media != nil {
+		p.media.Close()
+	}
+	p.result <- r
+}
+
+// RemoteOffer handles a re-offer from the peer on an established call and
+// returns our answer. A re-offer that crosses ours is refused with a Glare
+// Reason (SIP 491); an unacceptable one with a NotAcceptable or Malformed
+// Reason (SIP 488/400), leaving the media in force unchanged.
+func (c *Call) RemoteOffer(ctx context.Context, offer []byte) ([]byte, error) {
+	d, err := sdpx.Parse(offer)
+	if err != nil {
+		return nil, Reason{Kind: Malformed, Code: 400, Text: "offer", Err: err}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case !c.live():
+		return nil, ErrClosed
+	case c.offer != nil || c.accepting && !c.answered:
+		return nil, Reason{Kind: Glare, Code: 491, Text: "offer pending"}
+	case !c.answered:
+		return nil, Reason{Kind: Glare, Code: 491, Text: "call not established"}
+	}
+	answer, st, err := c.answerLocked(d, true)
+	if err != nil {
+		return nil, err
+	}
+	c.a.emit(func(h Handler) { h.OnMedia(c, st) })
+	return answer, nil
+}
+
+// RemoteHangup reports that the call ended from the peer's side (SIP BYE,
+// CANCEL, a lost connection); nothing is sent. Use Kind RemoteHangup,
+// Canceled or SignalingFailed.
+func (c *Call) RemoteHangup(r Reason) {
+	c.terminate(r, false)
+}
