@@ -71,6 +71,7 @@ type opts struct {
 	quiet    bool
 	verbose  bool
 	timeout  time.Duration
+	profile  string
 }
 
 func (o *opts) streamConfig() mediastream.Config {
@@ -115,6 +116,7 @@ func parseFlags() (*opts, error) {
 	flag.BoolVar(&o.quiet, "q", false, "no status lines")
 	flag.BoolVar(&o.verbose, "v", false, "log library warnings to stderr")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Second, "setup timeout")
+	flag.StringVar(&o.profile, "profile", "", "write goroutine and heap profiles (streams up) and a CPU profile (media) into this directory")
 	flag.Parse()
 	var err error
 	if o.local, err = netip.ParseAddr(local); err != nil {

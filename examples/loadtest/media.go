@@ -25,6 +25,7 @@ type media struct {
 	epoch   time.Time
 	wg      sync.WaitGroup
 	readers sync.WaitGroup
+	skipped atomic.Uint64 // ticks a late sender skipped (beyond maxCatchUp)
 }
 
 // startReaders starts one reader goroutine per flow (the library's read blocks).
@@ -108,37 +109,53 @@ func (m *media) send(ctx context.Context, eps []*endpoint, offset time.Duration)
 	binary.BigEndian.PutUint16(sr[2:], 6)
 	t := time.NewTicker(ptime)
 	defer t.Stop()
+	last := int64(-1)
 	for {
-		tick := int64(time.Since(start) / ptime) // nominal sample clock: late ticks show as jitter
-		ts := uint32(tick*tsPerPacket) + uint32(offset/time.Millisecond)*8
-		for _, e := range eps {
-			rtpF, rtcpF := e.flows()
-			binary.BigEndian.PutUint16(rtp[2:], e.seq)
-			binary.BigEndian.PutUint32(rtp[4:], ts)
-			binary.BigEndian.PutUint32(rtp[8:], e.ssrc)
-			if _, err := rtpF.Write(rtp); err != nil {
-				e.sendErrs.Add(1)
-			} else {
-				e.seq++
-				e.sent.Add(1)
-			}
-			if (tick+int64(e.idx))%rtcpEvery == 0 {
-				binary.BigEndian.PutUint32(sr[4:], e.ssrc)
-				binary.BigEndian.PutUint32(sr[16:], ts)
-				binary.BigEndian.PutUint32(sr[20:], uint32(e.sent.Load()))
-				f := rtcpF
-				if f == nil {
-					f = rtpF
-				}
-				if _, err := f.Write(sr); err == nil {
-					e.rtcpSent.Add(1)
-				}
+		// The nominal sample clock: a sender woken late sends the packets it
+		// owes (at most maxCatchUp per stream) with their nominal timestamps,
+		// so every stream keeps 50 packets/s and lateness shows as jitter.
+		now := int64(time.Since(start) / ptime)
+		first := max(last+1, now-maxCatchUp+1)
+		m.skipped.Add(uint64(first - (last + 1)))
+		for tick := first; tick <= now; tick++ {
+			ts := uint32(tick*tsPerPacket) + uint32(offset/time.Millisecond)*8
+			for _, e := range eps {
+				m.sendOne(e, rtp, sr, tick, ts)
 			}
 		}
+		last = now
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// maxCatchUp bounds the packets a late sender sends per stream at once.
+const maxCatchUp = 5
+
+func (m *media) sendOne(e *endpoint, rtp, sr []byte, tick int64, ts uint32) {
+	rtpF, rtcpF := e.flows()
+	binary.BigEndian.PutUint16(rtp[2:], e.seq)
+	binary.BigEndian.PutUint32(rtp[4:], ts)
+	binary.BigEndian.PutUint32(rtp[8:], e.ssrc)
+	if _, err := rtpF.Write(rtp); err != nil {
+		e.sendErrs.Add(1)
+	} else {
+		e.seq++
+		e.sent.Add(1)
+	}
+	if (tick+int64(e.idx))%rtcpEvery == 0 {
+		binary.BigEndian.PutUint32(sr[4:], e.ssrc)
+		binary.BigEndian.PutUint32(sr[16:], ts)
+		binary.BigEndian.PutUint32(sr[20:], uint32(e.sent.Load()))
+		f := rtcpF
+		if f == nil {
+			f = rtpF
+		}
+		if _, err := f.Write(sr); err == nil {
+			e.rtcpSent.Add(1)
 		}
 	}
 }

@@ -79,6 +79,7 @@ type mediaReport struct {
 	PktPerSec     float64           `json:"rx_pkt_per_s"`
 	CPUCores      float64           `json:"cpu_cores_avg"`
 	CPUSeconds    float64           `json:"cpu_s"`
+	SkippedTicks  uint64            `json:"sender_skipped_ticks"`
 }
 
 // churnReport is the result of -churn.
@@ -239,7 +240,7 @@ func (r *report) print(out io.Writer) {
 		p("reordering", "%d packets arrived late", md.Reordered)
 		p("jitter (RFC 3550)", "mean %.3f ms  max %.3f ms", md.JitterMeanMs, md.JitterMaxMs)
 		p("RTCP", "sent %d, received %d", md.RTCPSent, md.RTCPReceived)
-		p("errors", "send %d, failures after up %d, library drops %v", md.SendErrors, md.FailedAfterUp, md.Drops)
+		p("errors", "send %d, failures after up %d, library drops %v, sender ticks skipped %d", md.SendErrors, md.FailedAfterUp, md.Drops, md.SkippedTicks)
 		p("CPU during media", "%.2f cores average (%.1f CPU s)", md.CPUCores, md.CPUSeconds)
 	}
 	res := r.Resources

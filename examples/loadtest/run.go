@@ -133,12 +133,20 @@ func runMedia(ctx context.Context, o *opts, r *report, eps []*endpoint) error {
 	case <-ctx.Done():
 	}
 	r.sampleUp(len(live))
+	if err := writeProfiles(o.profile, "up"); err != nil {
+		return err
+	}
 	if o.idle {
 		r.finish(eps, sampleProc())
 		return nil
 	}
 	mctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	stopProf, err := startCPUProfile(o.profile, "media")
+	if err != nil {
+		return err
+	}
+	defer stopProf()
 	start := sampleProc()
 	r.mediaStart = start
 	m.startSenders(mctx, o.senders)
@@ -164,9 +172,11 @@ loop:
 	cancel()
 	m.wg.Wait()
 	stopS := sampleProc()
+	stopProf()
 	time.Sleep(300 * time.Millisecond) // packets in flight
 	r.finishMedia(start, stopS)
 	r.finish(eps, stopS)
+	r.Media.SkippedTicks = m.skipped.Load()
 	closeAll(eps)
 	m.readers.Wait()
 	return nil

@@ -1,0 +1,143 @@
+package webrtcbench
+
+// This file is shared with the v4 module (v4/common_test.go is a copy; keep
+// them identical): the packet-rate harness and the raw UDP baseline.
+
+import (
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const pktSize = 172 // 12-byte RTP header + 160 bytes of G.711 (20 ms)
+
+// rtpPacket returns a 172-byte RTP packet (PT 0) with the given SSRC.
+func rtpPacket(ssrc uint32) []byte {
+	p := make([]byte, pktSize)
+	p[0], p[1] = 0x80, 0
+	binary.BigEndian.PutUint32(p[8:], ssrc)
+	return p
+}
+
+// stamp writes sequence number and timestamp i into p.
+func stamp(p []byte, i int) {
+	binary.BigEndian.PutUint16(p[2:], uint16(i))
+	binary.BigEndian.PutUint32(p[4:], uint32(i)*160)
+}
+
+// counter is what a receiver goroutine increments per packet; it wakes the
+// sender every 16 packets.
+type counter struct {
+	n    atomic.Int64
+	wake chan struct{}
+}
+
+func newCounter() *counter { return &counter{wake: make(chan struct{}, 1)} }
+
+func (c *counter) add() {
+	if c.n.Add(1)%16 == 0 {
+		select {
+		case c.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// window is how many packets may be in flight: a sender that outruns the
+// receiver waits for it, so the figure is the rate a path sustains, not how
+// fast a socket buffer overflows.
+const window = 128
+
+// measureRate sends b.N packets with write and reports the rate at which rx
+// received them (pkt/s) and the loss. A packet not received within 20 ms of
+// waiting is counted lost.
+func measureRate(b *testing.B, write func(p []byte) error, rx *counter) {
+	b.Helper()
+	p := rtpPacket(0x1234)
+	base := rx.n.Load()
+	b.ReportAllocs()
+	b.SetBytes(pktSize)
+	wait := time.NewTimer(time.Hour)
+	defer wait.Stop()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		stamp(p, i)
+		if err := write(p); err != nil {
+			b.Fatal(err)
+		}
+		for int64(i+1)-(rx.n.Load()-base) > window {
+			wait.Reset(20 * time.Millisecond)
+			select {
+			case <-rx.wake:
+			case <-wait.C:
+				base-- // give up on one packet: count it lost
+			}
+		}
+	}
+	deadline := time.Now().Add(100 * time.Millisecond)
+	for rx.n.Load()-base < int64(b.N) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	el := time.Since(start)
+	b.StopTimer()
+	got := rx.n.Load() - base
+	b.ReportMetric(float64(got)/el.Seconds(), "pkt/s")
+	b.ReportMetric(100*float64(int64(b.N)-min(got, int64(b.N)))/float64(b.N), "loss%")
+}
+
+// BenchmarkRTPRate/udp is the baseline: plain UDP sockets on loopback, the
+// same packets, the same window.
+func benchUDP(b *testing.B) {
+	a, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	rx := newCounter()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := c.ReadFromUDPAddrPort(buf); err != nil {
+				return
+			}
+			rx.add()
+		}
+	}()
+	dst := c.LocalAddr().(*net.UDPAddr).AddrPort()
+	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
+	measureRate(b, func(p []byte) error { _, err := a.WriteToUDPAddrPort(p, dst); return err }, rx)
+	c.Close()
+	<-done
+}
+
+// firstPacket polls write every 250 µs until got is closed (the first packet
+// arrived) and returns how long that took from start.
+func firstPacket(b *testing.B, start time.Time, write func(p []byte), got <-chan struct{}) time.Duration {
+	b.Helper()
+	p := rtpPacket(0x5678)
+	t := time.NewTicker(250 * time.Microsecond)
+	defer t.Stop()
+	timeout := time.After(10 * time.Second)
+	for i := 0; ; i++ {
+		stamp(p, i)
+		write(p)
+		select {
+		case <-got:
+			return time.Since(start)
+		case <-timeout:
+			b.Fatal("no media within 10 s")
+		case <-t.C:
+		}
+	}
+}
