@@ -155,7 +155,10 @@ func (b *bridge) SendOffer(_ context.Context, offer []byte) error { put(b.offer,
 func (b *bridge) SendRinging(context.Context) error { return nil }
 
 // SendAnswer implements call.Signaling.
-func (b *bridge) SendAnswer(_ context.Context, answer []byte) error { put(b.answer, answer); return nil }
+func (b *bridge) SendAnswer(_ context.Context, answer []byte) error {
+	put(b.answer, answer)
+	return nil
+}
 
 // SendReject implements call.Signaling; the terminal sends Bye itself.
 func (b *bridge) SendReject(context.Context, call.Reason) error { return nil }

@@ -1,0 +1,154 @@
+// Command webterminal runs the gRPC WebRTC terminal API on loopback: it starts
+// a core and two terminals (100 on MultiPipe, 200 on Pipe) whose calls run on
+// the call core with real DTLS-SRTP media; 100 calls 200 by msisdn, RTP flows
+// both ways, 200 transfers the call to its phone, 100 hangs up. Every message
+// exchanged is printed.
+//
+//	go run ./examples/webterminal
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/reflow-go/reflow/call"
+	"github.com/reflow-go/reflow/call/sdpx"
+	"github.com/reflow-go/reflow/call/webterminal"
+	pb "github.com/reflow-go/reflow/call/webterminal/webterminalpb"
+	"github.com/reflow-go/reflow/flowmanager"
+	"github.com/reflow-go/reflow/mediastream"
+	"google.golang.org/grpc"
+)
+
+func main() {
+	if err := run(); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	core, err := webterminal.NewCore(webterminal.CoreConfig{})
+	if err != nil {
+		return err
+	}
+	defer core.Close()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := grpc.NewServer()
+	pb.RegisterWebTerminalServer(srv, core)
+	go srv.Serve(lis)
+	defer srv.Stop()
+	fmt.Println("core listening on", lis.Addr())
+
+	incoming := make(chan *webterminal.Call, 1)
+	statuses := make(chan webterminal.Status, 4)
+	terminal := func(msisdn string, mode webterminal.Mode) (*webterminal.Terminal, func(), error) {
+		m, err := flowmanager.New(flowmanager.Config{})
+		if err != nil {
+			return nil, nil, err
+		}
+		agent, err := call.New(call.Config{Manager: m, Media: call.MediaConfig{
+			LocalAddr: netip.MustParseAddr("127.0.0.1"), Security: sdpx.DTLS}})
+		if err != nil {
+			m.Close()
+			return nil, nil, err
+		}
+		t, err := webterminal.Dial(ctx, webterminal.Config{
+			Target: lis.Addr().String(), MSISDN: msisdn, Mode: mode, Media: webterminal.CoreMedia(agent),
+			Handler: webterminal.HandlerFuncs{
+				Message: func(t *webterminal.Terminal, sent bool, msg *pb.WebTerminalMessage) {
+					dir := "<-"
+					if sent {
+						dir = "->"
+					}
+					fmt.Printf("terminal %s %s core: %s\n", t.MSISDN(), dir, webterminal.Format(msg))
+				},
+				Incoming: func(c *webterminal.Call) { incoming <- c },
+				Status:   func(_ *webterminal.Terminal, s webterminal.Status) { statuses <- s },
+			},
+		})
+		if err != nil {
+			agent.Close()
+			m.Close()
+			return nil, nil, err
+		}
+		return t, func() { t.Close(); agent.Close(); m.Close() }, nil
+	}
+	alice, closeA, err := terminal("100", webterminal.MultiPipe)
+	if err != nil {
+		return err
+	}
+	defer closeA()
+	bob, closeB, err := terminal("200", webterminal.Pipe)
+	if err != nil {
+		return err
+	}
+	defer closeB()
+	_ = bob
+
+	c, err := alice.Call(ctx, "200")
+	if err != nil {
+		return err
+	}
+	in := <-incoming
+	if err := in.Ring(ctx); err != nil {
+		return err
+	}
+	if err := in.Accept(ctx); err != nil {
+		return err
+	}
+	select {
+	case <-c.Established():
+	case <-c.Done():
+		return c.Err()
+	}
+	sa, sb := webterminal.CallOf(c).Stream(), webterminal.CallOf(in).Stream()
+	if err := rtp(sa, sb); err != nil {
+		return fmt.Errorf("100 -> 200: %w", err)
+	}
+	if err := rtp(sb, sa); err != nil {
+		return fmt.Errorf("200 -> 100: %w", err)
+	}
+	fmt.Println("media: RTP flows both ways (DTLS-SRTP)")
+
+	if err := in.TransferToPhone(ctx); err != nil {
+		return err
+	}
+	<-in.Done()
+	fmt.Println("200's terminal call ended:", in.Err(), "- status:", fmt.Sprintf("%+v", <-statuses))
+	if err := c.Hangup(ctx); err != nil {
+		return err
+	}
+	fmt.Println("after hangup - status:", fmt.Sprintf("%+v", <-statuses))
+	return nil
+}
+
+// rtp sends a packet from one stream until the other receives it.
+func rtp(from, to *mediastream.Stream) error {
+	pkt := []byte{0x80, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 'h', 'i'}
+	buf := make([]byte, 1500)
+	for range 200 {
+		_, _ = from.RTP().Write(pkt)
+		to.RTP().SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		n, _, err := to.RTP().ReadFromAddrPort(buf)
+		if err == nil && bytes.Equal(buf[:n], pkt) {
+			return nil
+		}
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+	}
+	return errors.New("no RTP")
+}
