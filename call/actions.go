@@ -96,8 +96,9 @@ func (c *Call) answerLocked(d *sdpx.Description, re bool) ([]byte, MediaState, e
 	return answer, st, nil
 }
 
-// Reject refuses an incoming call that was not answered; r.Code is the SIP
-// status (0: 603 Decline) and r.Kind defaults to Declined.
+// Reject refuses an incoming call that was not answered. r.Kind defaults to
+// Declined; r.Code is the SIP status, 0 letting the binding pick one for
+// the kind (486 for Busy, 603 for Declined, ...).
 func (c *Call) Reject(ctx context.Context, r Reason) error {
 	c.mu.Lock()
 	ok := c.live() && c.dir == Inbound && !c.answered
@@ -107,9 +108,6 @@ func (c *Call) Reject(ctx context.Context, r Reason) error {
 	}
 	if r.Kind == Normal {
 		r.Kind = Declined
-	}
-	if r.Code == 0 {
-		r.Code = 603
 	}
 	c.terminate(r, true)
 	return nil
