@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -35,6 +36,7 @@ type Endpoint struct {
 	closers   []func() error
 	dialogs   map[string]*dialog // by Call-ID
 	closed    bool
+	glare     atomic.Int64 // re-INVITEs answered 491
 	events    []func(Handler)
 	running   bool
 	wg        sync.WaitGroup

@@ -283,6 +283,12 @@ func (p *proxy) forward(req *sip.Request, tx sip.ServerTransaction) {
 	}
 }
 
+func (p *proxy) setMangle(f func(*sip.Response)) {
+	p.mu.Lock()
+	p.mangle = f
+	p.mu.Unlock()
+}
+
 func (p *proxy) requests() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()

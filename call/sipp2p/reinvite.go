@@ -80,6 +80,9 @@ func (e *Endpoint) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 			r = call.Reason{Code: 481}
 		}
 		code, phrase := statusFor(r)
+		if code == 491 {
+			e.glare.Add(1)
+		}
 		e.respond(tx, req, code, phrase)
 		return
 	}
