@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -43,6 +44,8 @@ type report struct {
 		UpRSSKiB            int64   `json:"up_rss_kib"`
 		PeakRSSKiB          int64   `json:"peak_rss_kib"`
 		RSSPerStreamKiB     float64 `json:"rss_per_stream_kib"`
+		HeapPerStreamKiB    float64 `json:"heap_live_per_stream_kib"`
+		StackPerStreamKiB   float64 `json:"goroutine_stack_per_stream_kib"`
 		BaselineGoroutines  int     `json:"baseline_goroutines"`
 		UpGoroutines        int     `json:"up_goroutines"`
 		ToolGoroutines      int     `json:"tool_goroutines"`
@@ -54,6 +57,7 @@ type report struct {
 	Churn *churnReport `json:"churn,omitempty"`
 
 	base, up   procSample
+	baseMem    runtime.MemStats
 	mediaStart procSample
 	samples    []procSample
 	upStreams  int
@@ -97,6 +101,18 @@ type churnReport struct {
 	After1000RSSKiB     int64   `json:"after_1000_rss_kib"`
 	EndRSSKiB           int64   `json:"end_rss_kib"`
 	RSSChangePct        float64 `json:"rss_change_vs_after_1000_pct"`
+	After1000HeapKiB    uint64  `json:"after_1000_heap_kib"`
+	EndHeapKiB          uint64  `json:"end_heap_kib"`
+	// Trend has one point per 1000 streams (after a GC): is growth a leak or noise?
+	Trend []churnPoint `json:"trend"`
+}
+
+// churnPoint is the process after a number of streams were created and closed.
+type churnPoint struct {
+	Streams    int    `json:"streams"`
+	Goroutines int    `json:"goroutines"`
+	RSSKiB     int64  `json:"rss_kib"`
+	HeapKiB    uint64 `json:"heap_live_kib"`
 }
 
 func newReport(o *opts, mode string, streams int) *report {
@@ -123,6 +139,7 @@ func newReport(o *opts, mode string, streams int) *report {
 // sampleBaseline records the idle process (managers made, nothing open).
 func (r *report) sampleBaseline() {
 	r.base = gcSample()
+	runtime.ReadMemStats(&r.baseMem)
 	r.Resources.BaselineRSSKiB = r.base.rss >> 10
 	r.Resources.BaselineGoroutines = r.base.goroutines
 }
@@ -156,6 +173,8 @@ func (r *report) setPercentiles(times []time.Duration) {
 // sampleUp records RSS and goroutines with every stream up (before media).
 func (r *report) sampleUp(streams int) {
 	r.up = gcSample()
+	var mem runtime.MemStats
+	runtime.ReadMemStats(&mem)
 	r.upStreams = streams
 	res := &r.Resources
 	res.UpRSSKiB = r.up.rss >> 10
@@ -164,6 +183,8 @@ func (r *report) sampleUp(streams int) {
 	res.LibraryGoroutines = r.up.goroutines - r.base.goroutines - res.ToolGoroutines
 	if streams > 0 {
 		res.RSSPerStreamKiB = float64(r.up.rss-r.base.rss) / 1024 / float64(streams)
+		res.HeapPerStreamKiB = (float64(mem.HeapAlloc) - float64(r.baseMem.HeapAlloc)) / 1024 / float64(streams)
+		res.StackPerStreamKiB = (float64(mem.StackInuse) - float64(r.baseMem.StackInuse)) / 1024 / float64(streams)
 		res.LibGoroutinesStream = float64(res.LibraryGoroutines) / float64(streams)
 		res.LibGoroutinesFlow = res.LibGoroutinesStream / float64(r.flowsPer)
 		res.AllGoroutinesStream = float64(r.up.goroutines-r.base.goroutines) / float64(streams)
@@ -245,9 +266,14 @@ func (r *report) print(out io.Writer) {
 	}
 	res := r.Resources
 	p("CPU total", "%.1f s", res.CPUSeconds)
-	p("RSS", "baseline %.1f MiB, streams up %.1f MiB, peak %.1f MiB", float64(res.BaselineRSSKiB)/1024, float64(res.UpRSSKiB)/1024, float64(res.PeakRSSKiB)/1024)
+	if res.UpRSSKiB > 0 {
+		p("RSS", "baseline %.1f MiB, streams up %.1f MiB, peak %.1f MiB", float64(res.BaselineRSSKiB)/1024, float64(res.UpRSSKiB)/1024, float64(res.PeakRSSKiB)/1024)
+	} else {
+		p("RSS", "baseline %.1f MiB, peak %.1f MiB", float64(res.BaselineRSSKiB)/1024, float64(res.PeakRSSKiB)/1024)
+	}
 	if r.upStreams > 0 {
-		p("RSS per stream", "%.1f KiB beyond the idle process (%d streams up)", res.RSSPerStreamKiB, r.upStreams)
+		p("RSS per stream", "%.1f KiB beyond the idle process (%d streams up): live heap %.1f KiB, goroutine stacks %.1f KiB",
+			res.RSSPerStreamKiB, r.upStreams, res.HeapPerStreamKiB, res.StackPerStreamKiB)
 		p("goroutines", "baseline %d, up %d: library %d (%.2f per stream, %.2f per flow), tool readers/senders %d; all %.2f per stream",
 			res.BaselineGoroutines, res.UpGoroutines, res.LibraryGoroutines, res.LibGoroutinesStream, res.LibGoroutinesFlow, res.ToolGoroutines, res.AllGoroutinesStream)
 	}
@@ -256,6 +282,12 @@ func (r *report) print(out io.Writer) {
 		p("churn goroutines", "start %d, after 1000 %d, end %d (back to start: %v)", c.StartGoroutines, c.After1000Goroutines, c.EndGoroutines, c.GoroutinesBack)
 		p("churn RSS", "start %.1f MiB, after 1000 %.1f MiB, end %.1f MiB (%+.1f%% vs after 1000)",
 			float64(c.StartRSSKiB)/1024, float64(c.After1000RSSKiB)/1024, float64(c.EndRSSKiB)/1024, c.RSSChangePct)
+		p("churn live heap", "after 1000 %d KiB, end %d KiB", c.After1000HeapKiB, c.EndHeapKiB)
+		var tr []string
+		for _, pt := range c.Trend {
+			tr = append(tr, fmt.Sprintf("%dk:%.1f/%.1f", pt.Streams/1000, float64(pt.RSSKiB)/1024, float64(pt.HeapKiB)/1024))
+		}
+		p("churn trend", "streams:RSS/heap MiB %s", strings.Join(tr, " "))
 	}
 	w.Flush()
 }

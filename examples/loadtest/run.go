@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -211,6 +212,7 @@ func runChurn(ctx context.Context, o *opts) (*report, error) {
 	}
 	defer mB.Close()
 	r := newReport(o, "churn", o.churn)
+	r.Run.Pairs = o.batch / 2 // at a time
 	r.sampleBaseline()
 	c := &churnReport{Batch: o.batch, StartGoroutines: r.base.goroutines, StartRSSKiB: r.base.rss >> 10}
 	r.Churn = c
@@ -234,13 +236,14 @@ func runChurn(ctx context.Context, o *opts) (*report, error) {
 		}
 		closeAll(eps)
 		c.Streams += len(eps)
-		if c.Streams == 1000 || (c.Streams < 1000 && done+o.batch >= o.churn) {
-			time.Sleep(100 * time.Millisecond)
+		if c.Streams%1000 == 0 {
 			s := gcSample()
-			c.After1000Goroutines, c.After1000RSSKiB = s.goroutines, s.rss>>10
-		}
-		if !o.quiet && c.Streams%1000 == 0 {
-			s := sampleProc()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			c.Trend = append(c.Trend, churnPoint{c.Streams, s.goroutines, s.rss >> 10, ms.HeapAlloc >> 10})
+			if c.Streams == 1000 {
+				c.After1000Goroutines, c.After1000RSSKiB, c.After1000HeapKiB = s.goroutines, s.rss>>10, ms.HeapAlloc>>10
+			}
 			o.printf("%6.1fs churned %d streams, goroutines %d, rss %.1f MiB, streams open a=%d b=%d\n",
 				time.Since(start).Seconds(), c.Streams, s.goroutines, float64(s.rss)/(1<<20), mA.Streams(), mB.Streams())
 		}
@@ -248,7 +251,9 @@ func runChurn(ctx context.Context, o *opts) (*report, error) {
 	c.Seconds = time.Since(start).Seconds()
 	time.Sleep(200 * time.Millisecond)
 	end := gcSample()
-	c.EndGoroutines, c.EndRSSKiB = end.goroutines, end.rss>>10
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	c.EndGoroutines, c.EndRSSKiB, c.EndHeapKiB = end.goroutines, end.rss>>10, ms.HeapAlloc>>10
 	if c.After1000RSSKiB > 0 {
 		c.RSSChangePct = 100 * (float64(c.EndRSSKiB) - float64(c.After1000RSSKiB)) / float64(c.After1000RSSKiB)
 	}
