@@ -23,7 +23,9 @@ type dialog struct {
 	uac         *sipgo.DialogClientSession
 	uas         *sipgo.DialogServerSession
 	established bool
-	waitCancel  context.CancelFunc
+	waitCancel  context.CancelFunc // cancels WaitAnswer: CANCEL once a response came
+	forceStop   context.CancelCauseFunc
+	responded   bool // a response to the INVITE arrived
 	waitDone    chan struct{} // outbound: WaitAnswer returned
 	first       chan struct{} // outbound: first response or failure
 	firstOnce   sync.Once
@@ -70,14 +72,23 @@ func (d *dialog) invite(ctx context.Context, offer []byte) error {
 	d.req.SetBody(offer)
 	ct := sip.ContentTypeHeader("application/sdp")
 	d.req.AppendHeader(&ct)
-	ictx, cancel := context.WithTimeout(context.Background(), d.e.cfg.AnswerTimeout)
+	base, force := context.WithCancelCause(context.Background())
+	ictx, cancel := context.WithTimeout(base, d.e.cfg.AnswerTimeout)
+	d.mu.Lock()
+	d.waitCancel, d.forceStop = cancel, force
+	d.mu.Unlock()
+	// The caller's ctx bounds the connection set-up and the wait for a first
+	// response, not the call.
+	stop := context.AfterFunc(ctx, d.abort)
 	uac, err := d.dua.WriteInvite(ictx, d.req)
+	stop()
 	if err != nil {
 		cancel()
+		force(nil)
 		return d.e.transportError(ctx, d.t, d.req, err)
 	}
 	d.mu.Lock()
-	d.uac, d.waitCancel = uac, cancel
+	d.uac = uac
 	d.mu.Unlock()
 	d.e.spawn(func() { d.waitAnswer(ictx, uac) })
 	select {
@@ -90,15 +101,31 @@ func (d *dialog) invite(ctx context.Context, offer []byte) error {
 		}
 		return nil
 	case <-ctx.Done():
-		cancel()
+		d.abort()
 		return ctx.Err()
 	}
 }
 
+// abort stops waiting for the answer: with a CANCEL when the peer has
+// responded, at once otherwise (sipgo would wait for Timer B).
+func (d *dialog) abort() {
+	d.mu.Lock()
+	responded, cancel, force := d.responded, d.waitCancel, d.forceStop
+	d.mu.Unlock()
+	if !responded {
+		force(sipgo.WaitAnswerForceCancelErr)
+	}
+	cancel()
+}
+
 func (d *dialog) waitAnswer(ctx context.Context, uac *sipgo.DialogClientSession) {
 	defer close(d.waitDone)
+	defer d.forceStop(nil)
 	defer d.waitCancel()
 	err := uac.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(r *sip.Response) error {
+		d.mu.Lock()
+		d.responded = true
+		d.mu.Unlock()
 		d.markFirst(nil)
 		if r.StatusCode == 180 || r.StatusCode == 183 {
 			if c := d.call(); c != nil {
@@ -186,10 +213,7 @@ func (d *dialog) SendHangup(ctx context.Context, r call.Reason) error {
 	uac, uas, est := d.sessions()
 	switch {
 	case uac != nil && !est:
-		d.mu.Lock()
-		cancel := d.waitCancel
-		d.mu.Unlock()
-		cancel() // WaitAnswer sends the CANCEL
+		d.abort() // WaitAnswer sends the CANCEL
 		select {
 		case <-d.waitDone:
 		case <-ctx.Done():

@@ -3,6 +3,7 @@ package sipp2p
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -166,5 +167,27 @@ func TestCancelAndReject(t *testing.T) {
 	case c := <-b.incoming:
 		t.Errorf("callee saw %s", c.ID())
 	default:
+	}
+}
+
+func TestCallSilentPeer(t *testing.T) {
+	leak.Check(t)
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	a := newEP(t, Config{}, call.MediaConfig{})
+	a.listen(t, UDP)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = a.Call(ctx, "sip:nobody@"+silent.LocalAddr().String(), nil)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("err = %v", err)
+	}
+	a.Close()
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("call and close took %v", d)
 	}
 }
