@@ -25,7 +25,7 @@ type dialog struct {
 	established bool
 	waitCancel  context.CancelFunc // cancels WaitAnswer: CANCEL once a response came
 	forceStop   context.CancelCauseFunc
-	responded   bool // a response to the INVITE arrived
+	responded   bool          // a response to the INVITE arrived
 	waitDone    chan struct{} // outbound: WaitAnswer returned
 	first       chan struct{} // outbound: first response or failure
 	firstOnce   sync.Once
