@@ -48,9 +48,12 @@ type Handler interface {
 
 // HandlerFuncs adapts functions to Handler; a nil function ignores its event.
 type HandlerFuncs struct {
+	// Incoming implements OnIncoming.
 	Incoming func(c *Call)
-	State    func(c *Call, from, to State, r Reason)
-	Media    func(c *Call, m MediaState)
+	// State implements OnState.
+	State func(c *Call, from, to State, r Reason)
+	// Media implements OnMedia.
+	Media func(c *Call, m MediaState)
 }
 
 // OnIncoming calls h.Incoming.

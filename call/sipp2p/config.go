@@ -19,8 +19,11 @@ type Transport string
 
 // The transports.
 const (
+	// UDP is SIP over UDP.
 	UDP Transport = "udp"
+	// TCP is SIP over TCP.
 	TCP Transport = "tcp"
+	// TLS is SIP over TLS over TCP.
 	TLS Transport = "tls"
 )
 
@@ -166,8 +169,10 @@ type Handler interface {
 
 // HandlerFuncs adapts functions to Handler; a nil function ignores its event.
 type HandlerFuncs struct {
+	// StateChanged implements OnStateChanged.
 	StateChanged func(from, to State, err error)
-	Message      func(m Message)
+	// Message implements OnMessage.
+	Message func(m Message)
 }
 
 // OnStateChanged calls h.StateChanged.
