@@ -140,6 +140,11 @@ func (c *Call) offerLine(md *Media, dir sdpx.Direction) (sdpx.Line, error) {
 func (c *Call) answerLine(md *Media, p plan, dir sdpx.Direction) (sdpx.Line, srtp.Keys, error) {
 	rtp, rtcp := md.Tuples()
 	l := sdpx.Line{RTP: rtp.Addr, RTCP: rtcp.Addr, RTCPMux: !rtcp.IsValid(), Proto: p.remote.Proto, Codecs: p.codecs, Direction: dir, Mid: p.remote.Mid}
+	if l.RTCPMux && !p.remote.RTCPMux {
+		// An answer may not add rtcp-mux (RFC 5761 §5.1.1); our stream has
+		// one flow, so point a=rtcp at it.
+		l.RTCPMux, l.RTCP = false, rtp.Addr
+	}
 	var ours srtp.Keys
 	switch p.security {
 	case sdpx.SDES:

@@ -279,3 +279,22 @@ func TestAgentClose(t *testing.T) {
 		t.Errorf("second close: %v", err)
 	}
 }
+
+func TestMuxMismatch(t *testing.T) {
+	leak.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p := newPair(t, MediaConfig{RTCPMux: false}, MediaConfig{RTCPMux: true})
+	var answer []byte
+	p.sb.mangle = func(kind string, b []byte) []byte {
+		if kind == "answer" {
+			answer = append([]byte(nil), b...)
+		}
+		return b
+	}
+	ca, cb := p.connect(t, ctx)
+	if bytes.Contains(answer, []byte("a=rtcp-mux")) || !bytes.Contains(answer, []byte("a=rtcp:")) {
+		t.Errorf("answer adds rtcp-mux or lacks a=rtcp:\n%s", answer)
+	}
+	bothWays(t, ca, cb)
+}
