@@ -41,6 +41,12 @@
 //     crossing offer gives a Glare Reason (491).
 //   - Call.RemoteHangup(reason): the peer ended the call or the signalling was lost.
 //
+// A binding whose protocol has no "request pending" status can refuse a
+// crossing offer the same way (RemoteOffer returns the Glare Reason; report
+// the peer's refusal of ours with RemoteReject and a Glare Reason, and
+// Renegotiate retries). ICE is not handled by the core: a binding that
+// needs ICE-lite adds its attributes around the SDP the core produces.
+//
 // The core calls sig.SendRinging, SendAnswer (initial answer), SendReject
 // (refusing an unanswered incoming call) and SendHangup (CANCEL or BYE) on the
 // application's behalf. Sub-packages: call/sdpx holds the typed SDP helpers;
