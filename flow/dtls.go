@@ -137,19 +137,34 @@ func (f *Flow) applyDTLSKeys(a *dtlsAssoc) {
 }
 
 // SetRemoteFingerprint pins the peer's certificate to the fingerprints of its
-// SDP (reflow's setRemoteSDPFingerprint), before or after the handshake. After
-// the handshake a mismatch ends the association and is returned (and reported
-// through OnEvent); a match releases media.
+// SDP (reflow's setRemoteSDPFingerprint), before or after the handshake.
+//
+// The first pin after a handshake is checked at once: a mismatch ends the
+// association and is returned (and reported through OnEvent); a match
+// releases media. A later, different set of fingerprints whose hash the
+// current peer does not match announces a new DTLS association (RFC 8842 §5,
+// a re-offer with a new certificate): the current association is ended
+// quietly, media stops, and the next StartDTLS runs the new one.
 func (f *Flow) SetRemoteFingerprint(fps ...dtlssrtp.Fingerprint) error {
 	if f.closed.Load() {
 		return ErrClosed
 	}
 	f.mu.Lock()
+	previous := f.pins
 	f.pins = append([]dtlssrtp.Fingerprint(nil), fps...)
 	f.mu.Unlock()
 	a := f.dtls.Load()
 	if a == nil {
 		return nil
+	}
+	if len(previous) > 0 && !samePins(previous, fps) {
+		if peer := a.verifier.PeerCertificate(); peer == nil || !matchesAny(fps, peer) {
+			f.log.Debug("new remote fingerprint: ending the current DTLS association")
+			f.stopDTLS()
+			f.tx.Store(nil)
+			f.rx.Store(nil)
+			return nil
+		}
 	}
 	if err := a.verifier.SetFingerprints(fps...); err != nil {
 		err = &Error{f.cfg.Component, "dtls fingerprint", err}
@@ -161,6 +176,27 @@ func (f *Flow) SetRemoteFingerprint(fps ...dtlssrtp.Fingerprint) error {
 	}
 	f.applyDTLSKeys(a)
 	return nil
+}
+
+func samePins(a, b []dtlssrtp.Fingerprint) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !a[i].Equal(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func matchesAny(fps []dtlssrtp.Fingerprint, cert []byte) bool {
+	for _, fp := range fps {
+		if fp.Matches(cert) {
+			return true
+		}
+	}
+	return false
 }
 
 // IsSecure reports whether the flow protects its media with SRTP keys in both directions.
@@ -209,6 +245,8 @@ func (f *Flow) dtlsInbound(pkt *packet) bool {
 // through the relay in TURN modes. Closing it never closes the flow's socket.
 type dtlsEndpoint struct {
 	f      *Flow
+	held   *packet // a datagram that did not fit the last Read; only Read uses it
+	sawCCS bool    // the peer's ChangeCipherSpec has arrived; only the reader uses it
 	in     chan *packet
 	closed chan struct{}
 	once   sync.Once
@@ -226,6 +264,13 @@ func (e *dtlsEndpoint) push(pkt *packet) bool {
 		return false
 	default:
 	}
+	if !e.sawCCS {
+		pkt.n, e.sawCCS = stripEarlyEpochs(pkt.buf[:pkt.n])
+		if pkt.n == 0 {
+			e.f.stats.dropped[DropUnexpected].Add(1)
+			return false
+		}
+	}
 	select {
 	case e.in <- pkt:
 		return true
@@ -235,17 +280,120 @@ func (e *dtlsEndpoint) push(pkt *packet) bool {
 	}
 }
 
+// Read returns the next DTLS datagram, joined with the ones already waiting
+// behind it while they fit in p (RFC 6347 §4.1.1 allows several records per
+// datagram). Handing pion/dtls v2 a whole flight at once matters: it queues
+// records of the next epoch as slices of its pooled read buffer and reuses
+// that buffer for the next read before it processes them, so a flight split
+// over several reads can have its Finished overwritten (a data race inside
+// pion/dtls v2.2.12). With the flight in one read, pion processes the queued
+// records before it reads again.
 func (e *dtlsEndpoint) Read(p []byte) (int, error) {
-	select {
-	case pkt := <-e.in:
-		n := copy(p, pkt.buf[:pkt.n])
+	var n int
+	if pkt := e.held; pkt != nil {
+		e.held = nil
+		n = copy(p, pkt.buf[:pkt.n])
 		putPacket(pkt)
-		return n, nil
-	case <-e.closed:
-		return 0, net.ErrClosed
-	case <-e.rdl.wait():
-		return 0, errTimeout
+	} else {
+		select {
+		case pkt := <-e.in:
+			n = copy(p, pkt.buf[:pkt.n])
+			putPacket(pkt)
+		case <-e.closed:
+			return 0, net.ErrClosed
+		case <-e.rdl.wait():
+			return 0, errTimeout
+		}
 	}
+	var wait *time.Timer
+	defer func() {
+		if wait != nil {
+			wait.Stop()
+		}
+	}()
+	for n < len(p) {
+		var more <-chan time.Time
+		if endsWithCCS(p[:n]) {
+			// The Finished of this flight follows the ChangeCipherSpec at
+			// once; wait briefly for it so that pion gets both in one read.
+			if wait == nil {
+				wait = time.NewTimer(ccsJoinWait)
+			}
+			more = wait.C
+		}
+		select {
+		case pkt := <-e.in:
+			if pkt.n > len(p)-n {
+				e.held = pkt
+				return n, nil
+			}
+			n += copy(p[n:], pkt.buf[:pkt.n])
+			putPacket(pkt)
+			continue
+		case <-more:
+		default:
+			if more != nil {
+				select {
+				case pkt := <-e.in:
+					if pkt.n > len(p)-n {
+						e.held = pkt
+						return n, nil
+					}
+					n += copy(p[n:], pkt.buf[:pkt.n])
+					putPacket(pkt)
+					continue
+				case <-more:
+				case <-e.closed:
+				}
+			}
+		}
+		break
+	}
+	return n, nil
+}
+
+// stripEarlyEpochs removes from the DTLS datagram b, in place, the records of
+// epoch 1 and later that do not follow a ChangeCipherSpec, and returns the new
+// length and whether a ChangeCipherSpec was seen. In a new association the
+// peer cannot send such records before its ChangeCipherSpec (RFC 6347 §4.1);
+// they are leftovers of a previous association, such as its close_notify.
+// Dropping them also keeps them out of pion/dtls v2's queue of next-epoch
+// records, which aliases its reused read buffer (a data race in v2.2.12).
+func stripEarlyEpochs(b []byte) (int, bool) {
+	out, sawCCS := 0, false
+	for i := 0; len(b)-i >= 13; {
+		size := 13 + (int(b[i+11])<<8 | int(b[i+12]))
+		if size > len(b)-i {
+			break
+		}
+		epoch := int(b[i+3])<<8 | int(b[i+4])
+		if sawCCS || epoch == 0 {
+			if b[i] == 20 {
+				sawCCS = true
+			}
+			out += copy(b[out:], b[i:i+size])
+		}
+		i += size
+	}
+	return out, sawCCS
+}
+
+// ccsJoinWait bounds how long Read waits for the record that follows a
+// ChangeCipherSpec.
+const ccsJoinWait = 50 * time.Millisecond
+
+// endsWithCCS reports whether the last DTLS record in b is a ChangeCipherSpec
+// (content type 20, RFC 6347 §4.1).
+func endsWithCCS(b []byte) bool {
+	last := byte(0)
+	for len(b) >= 13 {
+		size := 13 + (int(b[11])<<8 | int(b[12]))
+		if size > len(b) {
+			return false
+		}
+		last, b = b[0], b[size:]
+	}
+	return last == 20 && len(b) == 0
 }
 
 func (e *dtlsEndpoint) Write(p []byte) (int, error) {
@@ -265,6 +413,8 @@ func (e *dtlsEndpoint) Close() error {
 	e.once.Do(func() {
 		close(e.closed)
 		e.rdl.stop()
+		// held belongs to Read, which pion has stopped calling by now or
+		// will find e.closed; it is left to the garbage collector.
 		for {
 			select {
 			case pkt := <-e.in:

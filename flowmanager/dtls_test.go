@@ -247,3 +247,38 @@ func waitSecure(t testing.TB, streams ...*mediastream.Stream) {
 		}
 	}
 }
+
+// A re-offer with a new peer (new address, new certificate): the old
+// association ends quietly and the new one keys the flows.
+func TestDTLSNewAssociationOnNewFingerprint(t *testing.T) {
+	leak.Check(t)
+	cfg := mediastream.Config{LocalAddr: loop4, RTCP: true}
+	a := newSide(t, flowmanager.Config{}, cfg)
+	b := newSide(t, flowmanager.Config{}, cfg)
+	connect(t, a.s, a.t, b.s, b.t)
+	a.s.SetRemoteFingerprint(fingerprintOf(t, b.m))
+	b.s.SetRemoteFingerprint(fingerprintOf(t, a.m))
+	b.s.StartDTLS(dtlssrtp.Server)
+	a.s.StartDTLS(dtlssrtp.Client)
+	waitSecure(t, a.s, b.s)
+	exchange(t, a.s, a.t, b.s, b.t, 2)
+
+	c := newSide(t, flowmanager.Config{}, cfg)
+	connect(t, a.s, a.t, c.s, c.t)
+	if err := a.s.SetRemoteFingerprint(fingerprintOf(t, c.m)); err != nil {
+		t.Fatalf("new fingerprint in a re-offer: %v", err)
+	}
+	if a.s.RTP().IsSecure() {
+		t.Fatal("keys of the old association kept after the new fingerprint")
+	}
+	c.s.SetRemoteFingerprint(fingerprintOf(t, a.m))
+	c.s.StartDTLS(dtlssrtp.Server)
+	a.s.StartDTLS(dtlssrtp.Client)
+	waitSecure(t, a.s, c.s)
+	exchange(t, a.s, a.t, c.s, c.t, 2)
+	select {
+	case err := <-a.r.errs:
+		t.Fatalf("a reported %v", err)
+	default:
+	}
+}
