@@ -125,11 +125,16 @@ func run() error {
 	if o.verbose {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	m, err := flowmanager.New(flowmanager.Config{Logger: logger})
-	if err != nil {
-		return err
+	// Two managers, as two endpoints would have: each its own DTLS certificate.
+	var managers [2]*flowmanager.Manager
+	for i, aor := range []string{"sip:a@reflow.test", "sip:b@reflow.test"} {
+		m, err := flowmanager.New(flowmanager.Config{Logger: logger, AOR: aor})
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		managers[i] = m
 	}
-	defer m.Close()
 
 	cfg := mediastream.Config{LocalAddr: local, RTCP: o.rtcp, NAT: nat}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -139,7 +144,7 @@ func run() error {
 	for i, name := range []string{"A", "B"} {
 		w := &readyWaiter{name: name, ready: make(chan [2]flow.Tuple, 1), errs: make(chan error, 1)}
 		start := time.Now()
-		s, err := m.NewStream(ctx, cfg, w)
+		s, err := managers[i].NewStream(ctx, cfg, w)
 		if err != nil {
 			return fmt.Errorf("stream %s: %w", name, err)
 		}

@@ -249,5 +249,6 @@ func parseAddrPort(s string) (netip.AddrPort, error) {
 // plus what the runtime kept rather than garbage of the setup.
 func gcSample() procSample {
 	runtime.GC()
+	runtime.GC() // a second cycle empties sync.Pool victim caches
 	return sampleProc()
 }

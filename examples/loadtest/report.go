@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -44,6 +45,8 @@ type report struct {
 		UpRSSKiB            int64   `json:"up_rss_kib"`
 		PeakRSSKiB          int64   `json:"peak_rss_kib"`
 		RSSPerStreamKiB     float64 `json:"rss_per_stream_kib"`
+		ScavengedRSSKiB     int64   `json:"up_rss_after_free_os_memory_kib"`
+		RSSPerStreamFloor   float64 `json:"rss_per_stream_after_free_os_memory_kib"`
 		HeapPerStreamKiB    float64 `json:"heap_live_per_stream_kib"`
 		StackPerStreamKiB   float64 `json:"goroutine_stack_per_stream_kib"`
 		BaselineGoroutines  int     `json:"baseline_goroutines"`
@@ -185,6 +188,12 @@ func (r *report) sampleUp(streams int) {
 		res.RSSPerStreamKiB = float64(r.up.rss-r.base.rss) / 1024 / float64(streams)
 		res.HeapPerStreamKiB = (float64(mem.HeapAlloc) - float64(r.baseMem.HeapAlloc)) / 1024 / float64(streams)
 		res.StackPerStreamKiB = (float64(mem.StackInuse) - float64(r.baseMem.StackInuse)) / 1024 / float64(streams)
+		// What the process needs once the runtime has returned free pages
+		// (debug.FreeOSMemory); the figure above is what the OS sees as is.
+		debug.FreeOSMemory()
+		floor := sampleProc()
+		res.ScavengedRSSKiB = floor.rss >> 10
+		res.RSSPerStreamFloor = float64(floor.rss-r.base.rss) / 1024 / float64(streams)
 		res.LibGoroutinesStream = float64(res.LibraryGoroutines) / float64(streams)
 		res.LibGoroutinesFlow = res.LibGoroutinesStream / float64(r.flowsPer)
 		res.AllGoroutinesStream = float64(r.up.goroutines-r.base.goroutines) / float64(streams)
@@ -272,8 +281,8 @@ func (r *report) print(out io.Writer) {
 		p("RSS", "baseline %.1f MiB, peak %.1f MiB", float64(res.BaselineRSSKiB)/1024, float64(res.PeakRSSKiB)/1024)
 	}
 	if r.upStreams > 0 {
-		p("RSS per stream", "%.1f KiB beyond the idle process (%d streams up): live heap %.1f KiB, goroutine stacks %.1f KiB",
-			res.RSSPerStreamKiB, r.upStreams, res.HeapPerStreamKiB, res.StackPerStreamKiB)
+		p("RSS per stream", "%.1f KiB beyond the idle process (%d streams up): live heap %.1f KiB, goroutine stacks %.1f KiB; %.1f KiB after debug.FreeOSMemory",
+			res.RSSPerStreamKiB, r.upStreams, res.HeapPerStreamKiB, res.StackPerStreamKiB, res.RSSPerStreamFloor)
 		p("goroutines", "baseline %d, up %d: library %d (%.2f per stream, %.2f per flow), tool readers/senders %d; all %.2f per stream",
 			res.BaselineGoroutines, res.UpGoroutines, res.LibraryGoroutines, res.LibGoroutinesStream, res.LibGoroutinesFlow, res.ToolGoroutines, res.AllGoroutinesStream)
 	}

@@ -241,6 +241,11 @@ func runChurn(ctx context.Context, o *opts) (*report, error) {
 			var ms runtime.MemStats
 			runtime.ReadMemStats(&ms)
 			c.Trend = append(c.Trend, churnPoint{c.Streams, s.goroutines, s.rss >> 10, ms.HeapAlloc >> 10})
+			if c.Streams == 1000 || c.Streams+o.batch > o.churn {
+				if err := writeProfiles(o.profile, fmt.Sprintf("churn%d", c.Streams)); err != nil {
+					return r, err
+				}
+			}
 			if c.Streams == 1000 {
 				c.After1000Goroutines, c.After1000RSSKiB, c.After1000HeapKiB = s.goroutines, s.rss>>10, ms.HeapAlloc>>10
 			}
