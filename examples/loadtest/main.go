@@ -17,9 +17,28 @@
 //	go run ./examples/loadtest -listen 127.0.0.1:7000 &        # two processes
 //	go run ./examples/loadtest -connect 127.0.0.1:7000 -srtp dtls
 //
-// In two-process mode the connecting side chooses N, the NAT and SRTP modes
-// and the duration; the listening side follows (DTLS server) and both print
-// their own receive statistics. Ctrl-C ends a run and prints the table.
+// In two-process mode the connecting side chooses N, the SRTP mode and the
+// duration; the listening side follows (DTLS server; its NAT mode is its own
+// -nat) and both print their own receive statistics. Ctrl-C ends a run and
+// prints the table.
+//
+// How figures are taken: CPU from getrusage(RUSAGE_SELF), RSS and peak RSS
+// from /proc/self/status (VmRSS, VmHWM). "RSS per stream" is (RSS with every
+// stream up and idle, after two GCs) minus (RSS of the idle process with its
+// managers and certificates made), divided by the streams; it is also given
+// split into live heap and goroutine stacks, and after debug.FreeOSMemory.
+// Goroutines of the library are the process's count minus the idle baseline
+// minus the tool's own readers and senders. Loss, reordering and jitter
+// (RFC 3550 A.3 and A.8, 8 kHz clock) are per receiving stream from sequence
+// numbers and timestamps; a sender woken late sends the packets it owes with
+// their nominal timestamps, so lateness shows as jitter, not as fewer packets.
+// With the in-process STUN/TURN server, its CPU, memory and goroutines count
+// in the process figures; use -server for a server outside the process.
+//
+// Pacing: -senders goroutines (default 4) serve all streams on a shared 20 ms
+// schedule, offset from each other; each flow has one reader goroutine (the
+// library's read blocks), counted as the tool's. -readers=false with -idle
+// measures the library alone.
 package main
 
 import (
