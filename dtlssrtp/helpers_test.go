@@ -4,37 +4,16 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
-	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/reflow-go/reflow/internal/leak"
 )
 
-// checkGoroutines records the goroutine count now and, when the test ends,
-// waits up to 2 s for it to come back down; on failure it dumps all stacks.
-// Call it first in a test, before anything that starts goroutines, so that
-// its cleanup runs last.
-func checkGoroutines(t testing.TB) {
-	t.Helper()
-	start := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(2 * time.Second)
-		for {
-			n := runtime.NumGoroutine()
-			if n <= start {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("goroutine leak: %d goroutines at start, %d now\n%s", start, n, buf)
-				return
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	})
-}
+// checkGoroutines fails the test if it leaves goroutines behind (see internal/leak).
+func checkGoroutines(t testing.TB) { t.Helper(); leak.Check(t) }
 
 // udpConn is one end of a loopback UDP pair seen as a net.Conn: it writes to
 // the peer's address and drops datagrams from anywhere else.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"github.com/reflow-go/reflow/internal/leak"
 	"net"
 	"net/netip"
 	"os"
@@ -151,7 +152,7 @@ func exchange(t *testing.T, a, b *allocation) {
 }
 
 func TestCoturnAllocateAndRelay(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	srv := startCoturn(t)
 	loop := netip.MustParseAddr("127.0.0.1")
 	if srv.UDP.Addr() != loop || srv.TLS.Addr() != loop || srv.UDP.Port() == srv.TLS.Port() {
@@ -178,7 +179,7 @@ func TestCoturnAllocateAndRelay(t *testing.T) {
 }
 
 func TestCoturnAnswersPlainSTUN(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	srv := startCoturn(t)
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
@@ -214,7 +215,7 @@ func TestCoturnAnswersPlainSTUN(t *testing.T) {
 }
 
 func TestCoturnCloseIsIdempotent(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	srv := startCoturn(t)
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
@@ -234,7 +235,7 @@ func TestCoturnCloseIsIdempotent(t *testing.T) {
 }
 
 func TestStartWithoutTurnserver(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	t.Setenv("PATH", t.TempDir())
 	_, err := Start(context.Background(), t.TempDir())
 	if !errors.Is(err, ErrNotInstalled) || !errors.Is(err, exec.ErrNotFound) {
@@ -246,7 +247,7 @@ func TestStartWithoutTurnserver(t *testing.T) {
 }
 
 func TestStartRespectsContext(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if _, err := Start(ctx, t.TempDir()); err == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"github.com/reflow-go/reflow/internal/leak"
 	"net"
 	"os"
 	"testing"
@@ -142,7 +143,7 @@ func startCoturnConfig(t *testing.T, cfg Config) *Server {
 // pion/turn/v3, answers a Refresh for an allocation it does not have with
 // 437 (Allocation Mismatch).
 func TestCoturnRefreshWithoutAllocationIs437(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	srv := startCoturnConfig(t, Config{})
 	c := newRawUDP(t, srv)
 	res := c.authed(refreshReq, lifetimeAttr(600*time.Second))
@@ -155,7 +156,7 @@ func TestCoturnRefreshWithoutAllocationIs437(t *testing.T) {
 }
 
 func TestCoturnMaxAllocateLifetime(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	srv := startCoturnConfig(t, Config{MaxAllocateLifetime: 3 * time.Second})
 	for _, tc := range []struct {
 		ask  []stun.Setter

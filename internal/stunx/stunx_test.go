@@ -3,6 +3,7 @@ package stunx
 import (
 	"encoding/binary"
 	"errors"
+	"github.com/reflow-go/reflow/internal/leak"
 	"net"
 	"net/netip"
 	"testing"
@@ -11,7 +12,7 @@ import (
 )
 
 func TestRFC5769VectorsValidateAndDecode(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	for name, b := range vectors() {
 		t.Run(name, func(t *testing.T) {
 			if !IsSTUN(b) {
@@ -37,7 +38,7 @@ func TestRFC5769VectorsValidateAndDecode(t *testing.T) {
 }
 
 func TestRFC5769MappedAddress(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	for _, tc := range []struct {
 		b    []byte
 		want string
@@ -72,7 +73,7 @@ func TestRFC5769MappedAddress(t *testing.T) {
 }
 
 func TestZeroLengthPeerAddressIsRejected(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	b := zeroPeerAddressIndication
 	if len(b) != 24 {
 		t.Fatalf("packet is %d bytes", len(b))
@@ -117,7 +118,7 @@ func withAttr(typ uint16, attr uint16, v []byte) []byte {
 }
 
 func TestAddressAttributeShapes(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	v4 := []byte{0, 1, 0x12, 0x34, 1, 2, 3, 4}
 	v6 := append([]byte{0, 2, 0x12, 0x34}, make([]byte, 16)...)
 	for _, attr := range []uint16{0x0001, 0x0012, 0x0016, 0x0020, 0x8020, 0x8023, 0x802B, 0x802C} {
@@ -152,7 +153,7 @@ func TestAddressAttributeShapes(t *testing.T) {
 }
 
 func TestIntegrityAndFingerprintShapes(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	if err := Validate(withAttr(0x0001, 0x0008, make([]byte, 19))); !errors.Is(err, ErrMalformed) {
 		t.Errorf("short MESSAGE-INTEGRITY: %v", err)
 	}
@@ -170,7 +171,7 @@ func TestIntegrityAndFingerprintShapes(t *testing.T) {
 }
 
 func TestTruncationsAreRejected(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	all := vectors()
 	req, err := NewBindingRequest()
 	if err != nil {
@@ -194,7 +195,7 @@ func TestTruncationsAreRejected(t *testing.T) {
 }
 
 func TestTruncatedBodyWithFixedLength(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	// Cutting inside an attribute and fixing the header length still leaves
 	// an attribute that overruns the message.
 	b := append([]byte(nil), rfc5769ResponseIPv4...)
@@ -214,7 +215,7 @@ func TestTruncatedBodyWithFixedLength(t *testing.T) {
 }
 
 func TestIsSTUN(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	base := append([]byte(nil), rfc5769ResponseIPv4...)
 	for _, tc := range []struct {
 		name string
@@ -244,7 +245,7 @@ func TestIsSTUN(t *testing.T) {
 }
 
 func TestMappedAddressFallbackAndUnmap(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	// MAPPED-ADDRESS only.
 	m, err := stun.Build(stun.TransactionID, stun.BindingSuccess,
 		&stun.MappedAddress{IP: net.ParseIP("198.51.100.7").To4(), Port: 4000})
@@ -298,7 +299,7 @@ func TestMappedAddressFallbackAndUnmap(t *testing.T) {
 }
 
 func TestBuilders(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	req, err := NewBindingRequest()
 	if err != nil {
 		t.Fatal(err)
@@ -341,7 +342,7 @@ func TestBuilders(t *testing.T) {
 }
 
 func TestSafe(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	if err := Safe(func() {}); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package testserver
 
 import (
 	"encoding/binary"
+	"github.com/reflow-go/reflow/internal/leak"
 	"io"
 	"net"
 	"testing"
@@ -154,7 +155,7 @@ func (c *rawClient) authed(typ stun.MessageType, extra ...stun.Setter) *stun.Mes
 }
 
 func TestTURNMaxLifetimeCapsGrantedLifetime(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	srv := startTURN(t, TURNConfig{MaxLifetime: 60 * time.Second})
 	for _, tc := range []struct {
 		transport string
@@ -197,7 +198,7 @@ func TestTURNMaxLifetimeCapsGrantedLifetime(t *testing.T) {
 }
 
 func TestTURNShortLifetimeExpires(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	srv := startTURN(t, TURNConfig{MaxLifetime: time.Second})
 	c := newRawClient(t, srv, "udp")
 	c.learnNonce(allocateType(), requestedUDP)
@@ -220,7 +221,7 @@ func TestTURNShortLifetimeExpires(t *testing.T) {
 // a CreatePermission and a ChannelBind get no answer at all (no 437), while
 // a Refresh with LIFETIME 0 succeeds.
 func TestTURNRefreshOfUnknownAllocation(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	srv := startTURN(t, TURNConfig{})
 	c := newRawClient(t, srv, "udp")
 	c.learnNonce(allocateType(), requestedUDP)
@@ -282,7 +283,7 @@ func (p *xorPeer) AddTo(m *stun.Message) error { return p.a.AddToAs(m, stun.Attr
 // before the allocation lookup for Refresh: a 5-tuple that never allocated
 // gets 401 first, then silence.
 func TestTURNUnauthenticatedRefreshGets401(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	srv := startTURN(t, TURNConfig{})
 	c := newRawClient(t, srv, "udp")
 	c.learnNonce(refreshType(), lifetimeAttr(600*time.Second))
@@ -296,7 +297,7 @@ func TestTURNUnauthenticatedRefreshGets401(t *testing.T) {
 // TestTURNWrongPasswordIs400 records that pion answers a bad
 // MESSAGE-INTEGRITY (wrong password) and an unknown user with 400, not 401.
 func TestTURNWrongPasswordIs400(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	srv := startTURN(t, TURNConfig{})
 	c := newRawClient(t, srv, "udp")
 	c.learnNonce(allocateType(), requestedUDP)

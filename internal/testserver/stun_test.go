@@ -3,6 +3,8 @@ package testserver
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"github.com/reflow-go/reflow/internal/leak"
+	"github.com/reflow-go/reflow/internal/pionlog"
 	"net"
 	"net/netip"
 	"testing"
@@ -54,7 +56,7 @@ func bind(t *testing.T, pc net.PacketConn, server net.Addr) netip.AddrPort {
 }
 
 func TestSTUNAnswersIPv4AndIPv6(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	for _, tc := range []struct{ network, addr string }{{"udp4", "127.0.0.1:0"}, {"udp6", "[::1]:0"}} {
 		t.Run(tc.network, func(t *testing.T) {
 			srv, err := StartSTUN(tc.network, netip.MustParseAddrPort(tc.addr))
@@ -117,15 +119,15 @@ func TestSTUNAnswersIPv4AndIPv6(t *testing.T) {
 }
 
 func TestSTUNBadNetwork(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	if _, err := StartSTUN("tcp", netip.MustParseAddrPort("127.0.0.1:0")); err == nil {
 		t.Fatal("tcp accepted")
 	}
 }
 
 func TestSTUNOnVNet(t *testing.T) {
-	checkGoroutines(t)
-	lf := newLoggerFactory(nil)
+	leak.Check(t)
+	lf := pionlog.Factory(nil)
 	wan, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "0.0.0.0/0", LoggerFactory: lf})
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +177,7 @@ func TestSTUNOnVNet(t *testing.T) {
 }
 
 func TestSilentCountsAndNeverAnswers(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	s, err := StartSilent(netip.MustParseAddrPort("127.0.0.1:0"))
 	if err != nil {
 		t.Fatal(err)
@@ -218,7 +220,7 @@ func TestSilentCountsAndNeverAnswers(t *testing.T) {
 }
 
 func TestSelfSigned(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	ip := netip.MustParseAddr("127.0.0.1")
 	cert, pool, err := SelfSigned([]string{"a.reflow.test", "b.reflow.test"}, []netip.Addr{ip, netip.MustParseAddr("::1")})
 	if err != nil {

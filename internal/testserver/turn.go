@@ -13,8 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/logging"
 	"github.com/pion/stun/v2"
 	"github.com/pion/turn/v3"
+	"github.com/reflow-go/reflow/internal/pionlog"
 
 	"github.com/reflow-go/reflow/internal/stunx"
 )
@@ -74,7 +76,7 @@ type TURN struct {
 	cert        tls.Certificate
 	keys        map[string][]byte
 	maxLifetime uint32
-	log         loggerFactory
+	log         logging.LoggerFactory
 	refreshes   counter
 
 	mu     sync.Mutex
@@ -117,7 +119,7 @@ func StartTURN(cfg TURNConfig) (*TURN, error) {
 		cert:        cert,
 		keys:        make(map[string][]byte, len(cfg.Users)),
 		maxLifetime: lifetimeSeconds(cfg.MaxLifetime),
-		log:         newLoggerFactory(cfg.Logger),
+		log:         pionlog.Factory(cfg.Logger),
 	}
 	for u, p := range cfg.Users {
 		t.keys[u] = turn.GenerateAuthKey(u, cfg.Realm, p)

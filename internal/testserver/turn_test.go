@@ -6,6 +6,8 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"github.com/reflow-go/reflow/internal/leak"
+	"github.com/reflow-go/reflow/internal/pionlog"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -70,7 +72,7 @@ func allocate(t *testing.T, srv *TURN, transport, user, pass string) (*allocatio
 		Username:       user,
 		Password:       pass,
 		Realm:          srv.Realm,
-		LoggerFactory:  newLoggerFactory(nil),
+		LoggerFactory:  pionlog.Factory(nil),
 	})
 	if err != nil {
 		_ = conn.Close()
@@ -121,7 +123,7 @@ func testContext(t *testing.T) context.Context {
 }
 
 func TestTURNAllocateOverUDPTCPTLS(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	srv := startTURN(t, TURNConfig{})
 	loop := netip.MustParseAddr("127.0.0.1")
 	for _, ap := range []netip.AddrPort{srv.UDP, srv.TCP, srv.TLS} {
@@ -200,7 +202,7 @@ func exchange(t *testing.T, a, b *allocation) {
 }
 
 func TestTURNTLSCertificate(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	srv := startTURN(t, TURNConfig{})
 	// Verifies by name and by IP address.
 	for _, name := range []string{srv.ServerName, "127.0.0.1"} {
@@ -224,7 +226,7 @@ func TestTURNTLSCertificate(t *testing.T) {
 }
 
 func TestTURNWrongCredentials(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	srv := startTURN(t, TURNConfig{Users: map[string]string{"bob": "pw"}})
 	for _, tc := range []struct{ user, pass string }{{"bob", "wrong"}, {"alice", "s3cret"}} {
 		for _, tr := range []string{"udp", "tcp"} {
@@ -244,7 +246,7 @@ func TestTURNWrongCredentials(t *testing.T) {
 }
 
 func TestTURNRestartDropsAllocations(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	srv := startTURN(t, TURNConfig{})
 	before := [3]netip.AddrPort{srv.UDP, srv.TCP, srv.TLS}
 	mustAllocate(t, srv, "udp")
@@ -288,7 +290,7 @@ func TestTURNRestartDropsAllocations(t *testing.T) {
 }
 
 func TestTURNMaxLifetimeKeepsRefreshedAllocation(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	srv := startTURN(t, TURNConfig{MaxLifetime: time.Second})
 	ctx := testContext(t)
 	for _, tr := range []string{"udp", "tcp"} {
@@ -323,22 +325,22 @@ func (l *lockedBuffer) String() string {
 }
 
 func TestTURNLogsGoToSlog(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	var buf lockedBuffer
-	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: levelTrace}))
+	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug - 4}))
 	srv := startTURN(t, TURNConfig{Logger: logger})
 	mustAllocate(t, srv, "udp").close()
 	if err := srv.WaitAllocations(testContext(t), 0); err != nil {
 		t.Fatal(err)
 	}
 	out := buf.String()
-	if !strings.Contains(out, "scope=turn") || !strings.Contains(out, "AllocateRequest") {
+	if !strings.Contains(out, "pion=turn") || !strings.Contains(out, "AllocateRequest") {
 		t.Fatalf("pion logs not routed:\n%s", out)
 	}
 }
 
 func TestTURNConfigErrors(t *testing.T) {
-	checkGoroutines(t)
+	leak.Check(t)
 	if _, err := StartTURN(TURNConfig{Host: netip.IPv4Unspecified()}); err == nil {
 		t.Fatal("unspecified relay address accepted")
 	}
