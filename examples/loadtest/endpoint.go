@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,8 @@ type endpoint struct {
 	sent     atomic.Uint64
 	rtcpSent atomic.Uint64
 	sendErrs atomic.Uint64
+
+	raw [2]*rawConn // -raw: connected UDP sockets instead of a stream
 
 	// receiver (the RTP reader goroutine)
 	rx     rxStats
@@ -87,6 +90,25 @@ func (e *endpoint) markUp(t time.Time) {
 // setupTime is how long the endpoint took from NewStream to a usable (and, with
 // SRTP, secure) media path.
 func (e *endpoint) setupTime() time.Duration { return time.Duration(e.upAt.Load()) }
+
+// mediaConn is what media runs on: a *flow.Flow, or a plain UDP socket for
+// the -raw baseline.
+type mediaConn interface {
+	Write(p []byte) (int, error)
+	ReadFromAddrPort(p []byte) (int, netip.AddrPort, error)
+}
+
+// conns returns the connections media uses: the raw sockets with -raw, else
+// the stream's flows (RTCP falls back to RTP with rtcp-mux).
+func (e *endpoint) conns() (rtp, rtcp mediaConn) {
+	if e.raw[0] != nil {
+		return e.raw[0], e.raw[1]
+	}
+	if e.s.RTCP() == nil {
+		return e.s.RTP(), e.s.RTP()
+	}
+	return e.s.RTP(), e.s.RTCP()
+}
 
 // flows returns the endpoint's RTP and RTCP flows (RTCP may be nil).
 func (e *endpoint) flows() (rtp, rtcp *flow.Flow) { return e.s.RTP(), e.s.RTCP() }

@@ -14,6 +14,7 @@
 //	go run ./examples/loadtest -nat turn-udp -n 100            # through an in-process TURN server
 //	go run ./examples/loadtest -idle -readers=false            # memory/goroutines of idle streams
 //	go run ./examples/loadtest -churn 10000 -batch 100         # create/close streams 100 at a time
+//	go run ./examples/loadtest -raw                            # the same load on plain UDP sockets (baseline)
 //	go run ./examples/loadtest -listen 127.0.0.1:7000 &        # two processes
 //	go run ./examples/loadtest -connect 127.0.0.1:7000 -srtp dtls
 //
@@ -91,6 +92,7 @@ type opts struct {
 	verbose  bool
 	timeout  time.Duration
 	profile  string
+	raw      bool
 }
 
 func (o *opts) streamConfig() mediastream.Config {
@@ -135,6 +137,7 @@ func parseFlags() (*opts, error) {
 	flag.BoolVar(&o.quiet, "q", false, "no status lines")
 	flag.BoolVar(&o.verbose, "v", false, "log library warnings to stderr")
 	flag.DurationVar(&o.timeout, "timeout", 30*time.Second, "setup timeout")
+	flag.BoolVar(&o.raw, "raw", false, "baseline: the same pairs, packets, senders and readers on plain UDP sockets, no library")
 	flag.StringVar(&o.profile, "profile", "", "write goroutine and heap profiles (streams up) and a CPU profile (media) into this directory")
 	flag.Parse()
 	var err error
@@ -242,6 +245,8 @@ func run(o *opts) error {
 	switch {
 	case o.churn > 0:
 		r, err = runChurn(ctx, o)
+	case o.raw:
+		r, err = runRaw(ctx, o)
 	case o.listen != "" || o.connect != "":
 		r, err = runTwoProcess(ctx, o)
 	default:

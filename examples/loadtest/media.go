@@ -31,7 +31,7 @@ type media struct {
 // startReaders starts one reader goroutine per flow (the library's read blocks).
 func (m *media) startReaders() {
 	for _, e := range m.eps {
-		rtpF, rtcpF := e.flows()
+		rtpF, rtcpF := e.conns()
 		m.readers.Add(1)
 		toolGoroutines.Add(1)
 		go func() {
@@ -50,7 +50,7 @@ func (m *media) startReaders() {
 				e.rx.onRTP(buf[:n], clock8k(m.epoch))
 			}
 		}()
-		if rtcpF != nil {
+		if rtcpF != nil && rtcpF != rtpF {
 			m.readers.Add(1)
 			toolGoroutines.Add(1)
 			go func() {
@@ -136,7 +136,7 @@ func (m *media) send(ctx context.Context, eps []*endpoint, offset time.Duration)
 const maxCatchUp = 5
 
 func (m *media) sendOne(e *endpoint, rtp, sr []byte, tick int64, ts uint32) {
-	rtpF, rtcpF := e.flows()
+	rtpF, rtcpF := e.conns()
 	binary.BigEndian.PutUint16(rtp[2:], e.seq)
 	binary.BigEndian.PutUint32(rtp[4:], ts)
 	binary.BigEndian.PutUint32(rtp[8:], e.ssrc)
@@ -150,11 +150,7 @@ func (m *media) sendOne(e *endpoint, rtp, sr []byte, tick int64, ts uint32) {
 		binary.BigEndian.PutUint32(sr[4:], e.ssrc)
 		binary.BigEndian.PutUint32(sr[16:], ts)
 		binary.BigEndian.PutUint32(sr[20:], uint32(e.sent.Load()))
-		f := rtcpF
-		if f == nil {
-			f = rtpF
-		}
-		if _, err := f.Write(sr); err == nil {
+		if _, err := rtcpF.Write(sr); err == nil {
 			e.rtcpSent.Add(1)
 		}
 	}

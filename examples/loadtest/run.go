@@ -116,6 +116,11 @@ func closeAll(eps []*endpoint) {
 			wg.Add(1)
 			go func() { defer wg.Done(); e.s.Close() }()
 		}
+		for _, c := range e.raw {
+			if c != nil {
+				c.c.Close()
+			}
+		}
 	}
 	wg.Wait()
 }
