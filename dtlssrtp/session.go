@@ -38,6 +38,8 @@ type Session struct {
 	mu    sync.Mutex
 	cause error // why we are ending it (Close, late fingerprint mismatch)
 	err   error // final, set once before done is closed
+	onEnd func(error)
+	ended bool
 
 	dtlsOnce  sync.Once
 	dtlsErr   error
@@ -48,6 +50,22 @@ type Session struct {
 // testHookWatchRead, when set by a test, runs before every read of the
 // watcher goroutine (used to inject a panic).
 var testHookWatchRead func()
+
+// OnEnd registers fn to be called once, with the value Err will return, when
+// the association ends; if it has ended already, fn is called at once. fn runs
+// on the session's own goroutine (or the caller's) and must not call Close.
+// It lets a caller learn of the end without parking a goroutine on Done.
+func (s *Session) OnEnd(fn func(error)) {
+	s.mu.Lock()
+	if s.ended {
+		err := s.err
+		s.mu.Unlock()
+		fn(err)
+		return
+	}
+	s.onEnd = fn
+	s.mu.Unlock()
+}
 
 // Role returns our DTLS role in this association.
 func (s *Session) Role() Role { return s.role }
@@ -163,10 +181,17 @@ func (s *Session) watch() {
 		}
 		s.mu.Lock()
 		s.err = end
+		s.ended = true
+		fn := s.onEnd
 		s.mu.Unlock()
 		close(s.done)
+		if fn != nil {
+			fn(end)
+		}
 	}()
-	buf := make([]byte, 1<<14)
+	// DTLS-SRTP carries no application data; a small buffer keeps this
+	// goroutine's stack small (a large one would sit on it).
+	buf := make([]byte, 2048)
 	var (
 		errs        int
 		windowStart = time.Now()

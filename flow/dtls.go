@@ -86,8 +86,9 @@ func (f *Flow) StartDTLS(role dtlssrtp.Role, cfg dtlssrtp.Config) error {
 	return nil
 }
 
-// runDTLS performs the handshake, keys SRTP once the peer is verified, and
-// waits for the association to end.
+// runDTLS performs the handshake and keys SRTP once the peer is verified.
+// It does not outlive the handshake: the session reports its end through
+// OnEnd, so an established association parks no goroutine of the flow.
 func (f *Flow) runDTLS(ctx context.Context, a *dtlsAssoc, cfg dtlssrtp.Config) {
 	defer f.wg.Done()
 	defer close(a.done)
@@ -104,16 +105,14 @@ func (f *Flow) runDTLS(ctx context.Context, a *dtlsAssoc, cfg dtlssrtp.Config) {
 	a.mu.Unlock()
 	f.log.Debug("dtls handshake done", "role", a.role, "suite", sess.Suite(), "took", time.Since(start))
 	f.applyDTLSKeys(a)
-	select {
-	case <-sess.Done():
-		if ctx.Err() == nil && !f.closed.Load() {
-			f.tx.Store(nil)
-			f.rx.Store(nil)
-			f.fail(&Error{f.cfg.Component, "dtls", sess.Err()})
+	sess.OnEnd(func(err error) {
+		if ctx.Err() != nil || f.closed.Load() || f.dtls.Load() != a {
+			return // we ended it
 		}
-	case <-ctx.Done():
-	}
-	_ = sess.Close()
+		f.tx.Store(nil)
+		f.rx.Store(nil)
+		f.fail(&Error{f.cfg.Component, "dtls", err})
+	})
 }
 
 // applyDTLSKeys keys the flow's SRTP from a finished handshake once the peer's
@@ -222,7 +221,13 @@ func (f *Flow) stopDTLS() {
 		return
 	}
 	a.cancel()
-	<-a.done // the session's Close sent close_notify through the endpoint
+	<-a.done // the handshake is over or abandoned
+	a.mu.Lock()
+	sess := a.sess
+	a.mu.Unlock()
+	if sess != nil {
+		_ = sess.Close() // sends close_notify through the endpoint, still open
+	}
 	a.ep.Close()
 }
 
