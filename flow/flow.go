@@ -81,10 +81,9 @@ type Flow struct {
 	conn  PacketConn // the UDP socket; nil for TURN over TCP/TLS until dialled
 	local Tuple
 
+	dst atomic.Pointer[destination] // read on every packet, so not under mu
+
 	mu        sync.Mutex
-	dest      netip.AddrPort
-	destAddr  net.Addr // cached net.Addr form of dest, for ReadFrom
-	latchOpen bool     // Latch: the next media source becomes the destination
 	reflexive Tuple
 	relayed   Tuple
 
@@ -109,6 +108,13 @@ type Flow struct {
 	secure atomic.Bool                    // refuse clear media (DTLS-SRTP expected)
 	dtls   atomic.Pointer[dtlsAssoc]      // the current DTLS association
 	pins   []dtlssrtp.Fingerprint         // the peer's fingerprints; guarded by mu
+}
+
+// destination is the active destination, replaced as a whole.
+type destination struct {
+	ap        netip.AddrPort
+	addr      net.Addr // ap as a net.Addr, shared by every ReadFrom from it
+	latchOpen bool     // Latch: the next genuine media source becomes the destination
 }
 
 // packet is a pooled receive buffer.
@@ -147,15 +153,18 @@ func New(ctx context.Context, conn PacketConn, cfg Config) (*Flow, error) {
 	}
 	f := &Flow{
 		cfg:       cfg,
-		log:       pionlog.OrDiscard(cfg.Logger).With("component", cfg.Component.String()),
+		log:       pionlog.Discard,
 		conn:      conn,
 		local:     Tuple{UDP, local},
-		latchOpen: cfg.Latch,
 		done:      make(chan struct{}),
 		stopped:   make(chan struct{}),
 		queue:     make(chan *packet, cfg.QueueLen),
 		rdeadline: newDeadline(),
 		server:    unmap(cfg.NAT.ServerAddr()),
+	}
+	f.dst.Store(&destination{latchOpen: cfg.Latch})
+	if cfg.Logger != nil { // With clones the handler: not for the discard logger
+		f.log = cfg.Logger.With("component", cfg.Component.String())
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	f.setupCancel = cancel
@@ -262,9 +271,7 @@ func (f *Flow) LocalAddr() net.Addr { return net.UDPAddrFromAddrPort(f.LocalTupl
 
 // ActiveDestination returns where Write sends, or the zero AddrPort.
 func (f *Flow) ActiveDestination() netip.AddrPort {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.dest
+	return f.dst.Load().ap
 }
 
 // SetActiveDestination sets the peer that Write sends to and that media is
@@ -279,11 +286,7 @@ func (f *Flow) SetActiveDestination(dst netip.AddrPort) error {
 	if !dst.IsValid() || dst.Port() == 0 {
 		return ErrInvalidAddress
 	}
-	f.mu.Lock()
-	f.dest = dst
-	f.destAddr = net.UDPAddrFromAddrPort(dst)
-	f.latchOpen = f.cfg.Latch
-	f.mu.Unlock()
+	f.dst.Store(&destination{ap: dst, addr: net.UDPAddrFromAddrPort(dst), latchOpen: f.cfg.Latch})
 	f.onDestination(dst)
 	return nil
 }

@@ -130,9 +130,7 @@ func (f *Flow) Write(p []byte) (int, error) {
 	if f.closed.Load() {
 		return 0, ErrClosed
 	}
-	f.mu.Lock()
-	dst := f.dest
-	f.mu.Unlock()
+	dst := f.dst.Load().ap
 	if !dst.IsValid() {
 		return 0, ErrNoDestination
 	}

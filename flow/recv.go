@@ -71,29 +71,30 @@ func (f *Flow) dispatch(pkt *packet) bool {
 // source reports whether src is the active destination (isDest) or may be
 // latched onto once the packet has proved genuine (latch).
 func (f *Flow) source(src netip.AddrPort) (isDest, latch bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if src == f.dest {
+	d := f.dst.Load()
+	if src == d.ap {
 		return true, false
 	}
-	return false, f.latchOpen
+	return false, d.latchOpen
 }
 
 // latchOnto makes src the active destination if the latch is still open, and
 // returns the net.Addr to report for packets from the destination.
 func (f *Flow) latchOnto(src netip.AddrPort) (net.Addr, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if src != f.dest {
-		if !f.latchOpen {
+	for {
+		d := f.dst.Load()
+		if src == d.ap {
+			return d.addr, true
+		}
+		if !d.latchOpen {
 			return nil, false
 		}
-		f.dest = src
-		f.destAddr = net.UDPAddrFromAddrPort(src)
-		f.latchOpen = false
-		f.log.Info("latched onto media source", "addr", src)
+		nd := &destination{ap: src, addr: net.UDPAddrFromAddrPort(src)}
+		if f.dst.CompareAndSwap(d, nd) {
+			f.log.Info("latched onto media source", "addr", src)
+			return nd.addr, true
+		}
 	}
-	return f.destAddr, true
 }
 
 // deliver checks a media packet (source, length, SRTP) and queues it for the

@@ -475,12 +475,10 @@ func (f *Flow) relayWrite(b []byte, dst netip.AddrPort) (int, error) {
 	if rc == nil {
 		return 0, ErrNotReady
 	}
-	f.mu.Lock()
 	var addr net.Addr
-	if dst == f.dest {
-		addr = f.destAddr
+	if d := f.dst.Load(); dst == d.ap {
+		addr = d.addr
 	}
-	f.mu.Unlock()
 	if addr == nil {
 		addr = net.UDPAddrFromAddrPort(dst)
 	}
@@ -503,7 +501,7 @@ func (f *Flow) onDestination(dst netip.AddrPort) {
 	var tick func()
 	tick = func() {
 		f.mu.Lock()
-		if f.closed.Load() || f.dest != dst {
+		if f.closed.Load() || f.dst.Load().ap != dst {
 			f.mu.Unlock()
 			return
 		}
