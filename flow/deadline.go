@@ -10,6 +10,7 @@ import (
 type deadline struct {
 	mu    sync.Mutex
 	t     time.Time
+	gen   uint64 // bumped by every set, so that a late timer of an old deadline does nothing
 	timer *time.Timer
 	ch    chan struct{}
 }
@@ -24,6 +25,7 @@ func (d *deadline) set(t time.Time) {
 		d.timer = nil
 	}
 	d.t = t
+	d.gen++
 	select {
 	case <-d.ch: // expired: a fresh channel for the new deadline
 		d.ch = make(chan struct{})
@@ -37,11 +39,11 @@ func (d *deadline) set(t time.Time) {
 		close(d.ch)
 		return
 	}
-	ch := d.ch
+	ch, gen := d.ch, d.gen
 	d.timer = time.AfterFunc(dur, func() {
 		d.mu.Lock()
 		defer d.mu.Unlock()
-		if d.ch == ch {
+		if d.gen == gen {
 			select {
 			case <-ch:
 			default:
@@ -49,6 +51,13 @@ func (d *deadline) set(t time.Time) {
 			}
 		}
 	})
+}
+
+// when returns the deadline; zero means none.
+func (d *deadline) when() time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.t
 }
 
 func (d *deadline) wait() <-chan struct{} {

@@ -100,8 +100,14 @@ type Flow struct {
 	setupCancel context.CancelFunc
 	stunTxn     atomic.Pointer[stunTxn]
 	keepalive   *time.Timer
-	server      netip.AddrPort            // the STUN/TURN server, with its default port
-	turn        atomic.Pointer[turnState] // TURN modes only
+	server      netip.AddrPort // the STUN/TURN server, with its default port
+
+	tok       chan struct{}             // the right to read the UDP socket (direct.go); nil for TCP/TLS
+	bgWake    chan struct{}             // wakes the reader goroutine to take the socket back
+	grace     *time.Timer               // fires bgWake when the application stays away from ReadFrom
+	appWant   atomic.Int32              // application goroutines waiting to read
+	directing atomic.Bool               // an application goroutine reads the socket now
+	turn      atomic.Pointer[turnState] // TURN modes only
 
 	tx     atomic.Pointer[srtp.Encrypter] // outbound SRTP, nil = clear
 	rx     atomic.Pointer[srtp.Decrypter] // inbound SRTP, nil = clear
@@ -174,6 +180,8 @@ func New(ctx context.Context, conn PacketConn, cfg Config) (*Flow, error) {
 		conn.Close()
 		f.conn = nil
 	} else {
+		f.initDirect()
+		f.tok <- struct{}{}
 		f.wg.Add(1)
 		go f.readLoop()
 	}
@@ -304,6 +312,9 @@ func (f *Flow) Close() error {
 	}
 	close(f.stopped)
 	f.setupCancel()
+	if f.grace != nil {
+		f.grace.Stop()
+	}
 	f.mu.Lock()
 	if f.keepalive != nil {
 		f.keepalive.Stop()

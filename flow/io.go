@@ -65,6 +65,10 @@ func (timeoutError) Is(err error) bool {
 }
 
 func (f *Flow) next(only netip.AddrPort) (*packet, error) {
+	if f.tok != nil {
+		f.appWant.Add(1)
+		defer f.appWant.Add(-1)
+	}
 	for {
 		// Fast path: a packet is waiting.
 		select {
@@ -88,6 +92,12 @@ func (f *Flow) next(only netip.AddrPort) (*packet, error) {
 				continue
 			}
 			return pkt, nil
+		case <-f.tok: // nil, so never ready, without a UDP socket
+			pkt, err := f.readDirect(only)
+			if err != nil {
+				return nil, err
+			}
+			return pkt, nil
 		case <-f.stopped:
 			return nil, ErrClosed
 		case <-f.rdeadline.wait():
@@ -103,6 +113,11 @@ func (f *Flow) SetReadDeadline(t time.Time) error {
 		return ErrClosed
 	}
 	f.rdeadline.set(t)
+	if f.directing.Load() {
+		// Wake an application goroutine blocked on the socket; a reader
+		// goroutine that gets the deadline instead clears it.
+		_ = f.conn.SetReadDeadline(t)
+	}
 	return nil
 }
 

@@ -1,44 +1,11 @@
 package flow
 
 import (
-	"errors"
 	"net"
 	"net/netip"
 
 	"github.com/reflow-go/reflow/internal/demux"
 )
-
-// readLoop owns the UDP socket: it reads every datagram and sorts it.
-func (f *Flow) readLoop() {
-	defer f.wg.Done()
-	var pkt *packet
-	defer func() {
-		if pkt != nil {
-			putPacket(pkt)
-		}
-	}()
-	for {
-		if pkt == nil {
-			pkt = getPacket()
-		}
-		n, from, err := f.conn.ReadFromUDPAddrPort(pkt.buf[:])
-		if err != nil {
-			if f.closed.Load() || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			f.fail(&Error{f.cfg.Component, "receive", errors.Join(ErrSocket, err)})
-			return
-		}
-		pkt.n, pkt.from = n, unmap(from)
-		if f.receive(pkt) {
-			pkt = nil // ownership passed on
-		}
-	}
-}
 
 // receive sorts one datagram from the socket. It returns true when it kept pkt.
 func (f *Flow) receive(pkt *packet) bool {
