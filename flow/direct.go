@@ -121,6 +121,11 @@ func (f *Flow) readDirect(only netip.AddrPort) (*packet, error) {
 		_ = f.conn.SetReadDeadline(dl)
 	}
 	for {
+		// The reader goroutine may have queued media before it yielded the
+		// token (next's select picks the token or the queue at random).
+		if p := f.fromQueue(only); p != nil {
+			return p, nil
+		}
 		pkt := getPacket()
 		n, from, err := f.conn.ReadFromUDPAddrPort(pkt.buf[:])
 		if err != nil {
@@ -144,18 +149,31 @@ func (f *Flow) readDirect(only netip.AddrPort) (*packet, error) {
 		if !f.receive(pkt) {
 			putPacket(pkt)
 		}
-		for {
-			select {
-			case p := <-f.queue:
-				if only.IsValid() && p.from != only {
-					f.stats.dropped[DropFiltered].Add(1)
-					putPacket(p)
-					continue
-				}
+		if p := f.handed; p != nil {
+			f.handed = nil
+			if !only.IsValid() || p.from == only {
 				return p, nil
-			default:
 			}
-			break
+			f.stats.dropped[DropFiltered].Add(1)
+			putPacket(p)
+		}
+	}
+}
+
+// fromQueue returns the next queued media packet (from only, when valid),
+// discarding others, or nil when the queue is empty.
+func (f *Flow) fromQueue(only netip.AddrPort) *packet {
+	for {
+		select {
+		case p := <-f.queue:
+			if only.IsValid() && p.from != only {
+				f.stats.dropped[DropFiltered].Add(1)
+				putPacket(p)
+				continue
+			}
+			return p
+		default:
+			return nil
 		}
 	}
 }

@@ -107,6 +107,7 @@ type Flow struct {
 	grace     *time.Timer               // fires bgWake when the application stays away from ReadFrom
 	appWant   atomic.Int32              // application goroutines waiting to read
 	directing atomic.Bool               // an application goroutine reads the socket now
+	handed    *packet                   // media for that goroutine; only the token holder touches it
 	turn      atomic.Pointer[turnState] // TURN modes only
 
 	tx     atomic.Pointer[srtp.Encrypter] // outbound SRTP, nil = clear

@@ -70,16 +70,8 @@ func (f *Flow) next(only netip.AddrPort) (*packet, error) {
 		defer f.appWant.Add(-1)
 	}
 	for {
-		// Fast path: a packet is waiting.
-		select {
-		case pkt := <-f.queue:
-			if only.IsValid() && pkt.from != only {
-				f.stats.dropped[DropFiltered].Add(1)
-				putPacket(pkt)
-				continue
-			}
+		if pkt := f.fromQueue(only); pkt != nil { // fast path: a packet is waiting
 			return pkt, nil
-		default:
 		}
 		if f.closed.Load() {
 			return nil, ErrClosed

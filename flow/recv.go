@@ -86,6 +86,14 @@ func (f *Flow) deliver(pkt *packet, kind demux.Kind) bool {
 		return false
 	}
 	pkt.addr = addr
+	if f.directing.Load() && f.handed == nil {
+		// The caller is an application goroutine reading the socket
+		// itself (direct.go): hand the packet over without the queue.
+		f.handed = pkt
+		f.stats.packetsIn.Add(1)
+		f.stats.bytesIn.Add(uint64(pkt.n))
+		return true
+	}
 	n := uint64(pkt.n) // pkt belongs to the reader of the queue once sent
 	select {
 	case f.queue <- pkt:
