@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/reflow-go/reflow/dtlssrtp"
@@ -23,10 +24,17 @@ type dtlsAssoc struct {
 	cancel   context.CancelFunc
 	done     chan struct{} // closed when the association's goroutine ended
 
-	mu    sync.Mutex
-	sess  *dtlssrtp.Session
-	keyed bool
+	mu       sync.Mutex
+	sess     *dtlssrtp.Session
+	suite    srtp.Suite
+	keyed    bool
+	linger   *time.Timer // releases the DTLS state after keying
+	released bool        // the DTLS state is gone; the keys stay
 }
+
+// DefaultDTLSLinger is how long an association keeps its DTLS state after the
+// flow is keyed, when Config.DTLSLinger is zero.
+const DefaultDTLSLinger = 30 * time.Second
 
 // StartDTLSClient starts a DTLS-SRTP association in the client (active) role
 // towards the active destination (reflow's startDtlsClient). See StartDTLS.
@@ -101,12 +109,15 @@ func (f *Flow) runDTLS(ctx context.Context, a *dtlsAssoc, cfg dtlssrtp.Config) {
 		return
 	}
 	a.mu.Lock()
-	a.sess = sess
+	a.sess, a.suite = sess, sess.Suite()
 	a.mu.Unlock()
 	f.log.Debug("dtls handshake done", "role", a.role, "suite", sess.Suite(), "took", time.Since(start))
 	f.applyDTLSKeys(a)
 	sess.OnEnd(func(err error) {
-		if ctx.Err() != nil || f.closed.Load() || f.dtls.Load() != a {
+		a.mu.Lock()
+		released := a.released
+		a.mu.Unlock()
+		if released || ctx.Err() != nil || f.closed.Load() || f.dtls.Load() != a {
 			return // we ended it
 		}
 		f.tx.Store(nil)
@@ -133,6 +144,39 @@ func (f *Flow) applyDTLSKeys(a *dtlsAssoc) {
 		return
 	}
 	a.keyed = true
+	if linger := f.cfg.DTLSLinger; linger >= 0 {
+		if linger == 0 {
+			linger = DefaultDTLSLinger
+		}
+		a.linger = time.AfterFunc(linger, func() { f.releaseDTLS(a) })
+	}
+}
+
+// releaseDTLS drops the DTLS state of a keyed association (pion's conn and its
+// goroutines, some 150 KiB) and keeps the SRTP keys. Nothing is sent: the peer
+// keeps its association. From then on DTLS records from the peer (a late
+// retransmission, an alert, close_notify) are dropped and counted.
+func (f *Flow) releaseDTLS(a *dtlsAssoc) {
+	f.mu.Lock()
+	if f.closed.Load() {
+		f.mu.Unlock()
+		return
+	}
+	f.wg.Add(1) // Close waits for a release in progress
+	f.mu.Unlock()
+	defer f.wg.Done()
+	a.mu.Lock()
+	sess := a.sess
+	if a.released || sess == nil || f.dtls.Load() != a {
+		a.mu.Unlock()
+		return
+	}
+	a.released, a.sess = true, nil
+	a.mu.Unlock()
+	a.ep.muted.Store(true) // no close_notify: the association lives on with its keys
+	_ = sess.Close()
+	a.ep.Close()
+	f.log.Debug("dtls state released after keying", "suite", a.suite)
 }
 
 // SetRemoteFingerprint pins the peer's certificate to the fingerprints of its
@@ -207,9 +251,7 @@ func (f *Flow) DTLSSuite() srtp.Suite {
 	if a := f.dtls.Load(); a != nil {
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		if a.sess != nil {
-			return a.sess.Suite()
-		}
+		return a.suite
 	}
 	return 0
 }
@@ -224,6 +266,9 @@ func (f *Flow) stopDTLS() {
 	<-a.done // the handshake is over or abandoned
 	a.mu.Lock()
 	sess := a.sess
+	if a.linger != nil {
+		a.linger.Stop()
+	}
 	a.mu.Unlock()
 	if sess != nil {
 		_ = sess.Close() // sends close_notify through the endpoint, still open
@@ -250,8 +295,9 @@ func (f *Flow) dtlsInbound(pkt *packet) bool {
 // through the relay in TURN modes. Closing it never closes the flow's socket.
 type dtlsEndpoint struct {
 	f      *Flow
-	held   *packet // a datagram that did not fit the last Read; only Read uses it
-	sawCCS bool    // the peer's ChangeCipherSpec has arrived; only the reader uses it
+	muted  atomic.Bool // writes are dropped (the DTLS state is being released)
+	held   *packet     // a datagram that did not fit the last Read; only Read uses it
+	sawCCS bool        // the peer's ChangeCipherSpec has arrived; only the reader uses it
 	in     chan *packet
 	closed chan struct{}
 	once   sync.Once
@@ -406,6 +452,9 @@ func (e *dtlsEndpoint) Write(p []byte) (int, error) {
 	case <-e.closed:
 		return 0, net.ErrClosed
 	default:
+	}
+	if e.muted.Load() {
+		return len(p), nil
 	}
 	dst := e.f.ActiveDestination()
 	if !dst.IsValid() {

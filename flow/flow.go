@@ -61,6 +61,13 @@ type Config struct {
 	QueueLen int
 	// Logger receives the flow's (and pion's) log records. Nil discards them.
 	Logger *slog.Logger
+	// DTLSLinger is how long a DTLS-SRTP association keeps its DTLS state
+	// once the flow is keyed; then the state is dropped (the keys stay) and
+	// DTLS records from the peer are no longer answered. Zero means
+	// DefaultDTLSLinger (30 s, well past any retransmission of the final
+	// flight); negative keeps the state for the association's whole life,
+	// so that a peer's close_notify or alert is reported.
+	DTLSLinger time.Duration
 	// OnEvent is called when the flow becomes ready or fails. It is called from
 	// the flow's own goroutines and must not block or call back into the flow.
 	OnEvent func(Event)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"runtime"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -279,6 +280,45 @@ func TestDTLSNewAssociationOnNewFingerprint(t *testing.T) {
 	select {
 	case err := <-a.r.errs:
 		t.Fatalf("a reported %v", err)
+	default:
+	}
+}
+
+// Once keyed, an association drops its DTLS state after the linger: media
+// keeps flowing with the same keys, and the flows are back to the goroutines
+// they had before DTLS.
+func TestDTLSStateReleasedAfterLinger(t *testing.T) {
+	leak.Check(t)
+	cfg := mediastream.Config{LocalAddr: loop4, RTCP: true}
+	mcfg := flowmanager.Config{DTLSLinger: 50 * time.Millisecond}
+	a := newSide(t, mcfg, cfg)
+	b := newSide(t, mcfg, cfg)
+	connect(t, a.s, a.t, b.s, b.t)
+	a.s.SetRemoteFingerprint(fingerprintOf(t, b.m))
+	b.s.SetRemoteFingerprint(fingerprintOf(t, a.m))
+	before := runtime.NumGoroutine()
+	b.s.StartDTLS(dtlssrtp.Server)
+	a.s.StartDTLS(dtlssrtp.Client)
+	waitSecure(t, a.s, b.s)
+	if runtime.NumGoroutine() <= before {
+		t.Fatal("no DTLS goroutines while the state is held")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines 10 s after the linger, %d before DTLS", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	exchange(t, a.s, a.t, b.s, b.t, 3)
+	if a.s.RTP().DTLSSuite() != srtp.AEADAES128GCM {
+		t.Fatalf("suite after release: %v", a.s.RTP().DTLSSuite())
+	}
+	select {
+	case err := <-a.r.errs:
+		t.Fatalf("release reported %v", err)
+	case err := <-b.r.errs:
+		t.Fatalf("release reported on the peer: %v", err)
 	default:
 	}
 }

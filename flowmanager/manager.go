@@ -46,6 +46,11 @@ type Config struct {
 	// HandshakeTimeout bounds each DTLS handshake; zero means
 	// dtlssrtp.DefaultHandshakeTimeout (10 s).
 	HandshakeTimeout time.Duration
+	// DTLSLinger is how long a keyed DTLS-SRTP association keeps its DTLS
+	// state before it is dropped to save memory and goroutines (the SRTP keys
+	// stay); zero means flow.DefaultDTLSLinger (30 s), negative keeps it, so
+	// that a peer's close_notify or fatal alert is still reported.
+	DTLSLinger time.Duration
 }
 
 // Manager creates media streams and owns them (reflow's FlowManager). An
@@ -121,6 +126,8 @@ func (m *Manager) NewStream(ctx context.Context, cfg mediastream.Config, h media
 		Logger: m.cfg.Logger, Listen: m.cfg.Listen,
 		OnClose: m.forget,
 		DTLS:    m.dtlsConfig,
+
+		DTLSLinger: m.cfg.DTLSLinger,
 	}
 	s, err := mediastream.New(ctx, cfg, h, env)
 	if err != nil {

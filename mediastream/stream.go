@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/reflow-go/reflow/dtlssrtp"
 	"github.com/reflow-go/reflow/flow"
@@ -87,6 +88,8 @@ type Env struct {
 	// DTLS returns the DTLS configuration (our certificate, the SRTP profiles
 	// to offer); nil means DTLS-SRTP is unavailable.
 	DTLS func() (dtlssrtp.Config, error)
+	// DTLSLinger is passed to the flows (flow.Config.DTLSLinger).
+	DTLSLinger time.Duration
 }
 
 // Stream is one media stream: an RTP flow and an optional RTCP flow (reflow's
@@ -147,7 +150,8 @@ func New(ctx context.Context, cfg Config, h Handler, env Env) (*Stream, error) {
 		done:  make(chan struct{}),
 		ready: make(map[*flow.Flow]bool, 2),
 	}
-	fc := flow.Config{NAT: cfg.NAT, Latch: cfg.Latch, QueueLen: cfg.QueueLen, Logger: env.Logger, OnEvent: s.onFlowEvent}
+	fc := flow.Config{NAT: cfg.NAT, Latch: cfg.Latch, QueueLen: cfg.QueueLen, Logger: env.Logger,
+		DTLSLinger: env.DTLSLinger, OnEvent: s.onFlowEvent}
 	// Hold the lock so that events of a flow that is ready at once wait until
 	// both flows are known.
 	s.mu.Lock()
