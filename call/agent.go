@@ -1,15 +1,13 @@
 package call
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/reflow-go/reflow/internal/goid"
 	"log/slog"
-	"runtime"
-	"strconv"
 	"sync"
 	"time"
 
@@ -236,7 +234,7 @@ func (a *Agent) emit(f func(Handler)) {
 
 func (a *Agent) dispatch() {
 	defer a.wg.Done()
-	id := goid()
+	id := goid.Current()
 	for {
 		a.mu.Lock()
 		if len(a.queue) == 0 {
@@ -262,7 +260,7 @@ func (a *Agent) Close() error {
 	for _, c := range a.calls {
 		calls = append(calls, c)
 	}
-	inHandler := a.running && a.runner == goid()
+	inHandler := a.running && a.runner == goid.Current()
 	a.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, c := range calls {
@@ -275,17 +273,4 @@ func (a *Agent) Close() error {
 	}
 	a.wg.Wait()
 	return nil
-}
-
-// goid returns the running goroutine's id, so that Close can tell whether it
-// runs on the agent's handler goroutine.
-func goid() uint64 {
-	var buf [64]byte
-	b := buf[:runtime.Stack(buf[:], false)]
-	b = bytes.TrimPrefix(b, []byte("goroutine "))
-	if i := bytes.IndexByte(b, ' '); i > 0 {
-		b = b[:i]
-	}
-	n, _ := strconv.ParseUint(string(b), 10, 64)
-	return n
 }

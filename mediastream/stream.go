@@ -1,14 +1,12 @@
 package mediastream
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/reflow-go/reflow/internal/goid"
 	"log/slog"
 	"net/netip"
-	"runtime"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -362,7 +360,7 @@ func (s *Stream) post(ev event) {
 // dispatch delivers queued events in order and ends when the queue is empty.
 func (s *Stream) dispatch() {
 	defer s.wg.Done()
-	id := goid()
+	id := goid.Current()
 	s.mu.Lock()
 	s.runnerID = id
 	s.mu.Unlock()
@@ -401,7 +399,7 @@ func (s *Stream) Close() error {
 		}
 	}
 	s.mu.Lock()
-	inHandler := s.running && s.runnerID == goid()
+	inHandler := s.running && s.runnerID == goid.Current()
 	s.mu.Unlock()
 	if !inHandler {
 		s.wg.Wait()
@@ -411,17 +409,4 @@ func (s *Stream) Close() error {
 		s.env.OnClose(s)
 	}
 	return errors.Join(errs...)
-}
-
-// goid returns the current goroutine's id; used only to let Close be called
-// from the stream's own handler goroutine without waiting for itself.
-func goid() uint64 {
-	var b [64]byte
-	s := b[:runtime.Stack(b[:], false)]
-	s = bytes.TrimPrefix(s, []byte("goroutine "))
-	if i := bytes.IndexByte(s, ' '); i > 0 {
-		s = s[:i]
-	}
-	id, _ := strconv.ParseUint(string(s), 10, 64)
-	return id
 }

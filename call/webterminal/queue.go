@@ -1,10 +1,8 @@
 package webterminal
 
 import (
-	"bytes"
 	"context"
-	"runtime"
-	"strconv"
+	"github.com/reflow-go/reflow/internal/goid"
 	"sync"
 
 	pb "github.com/reflow-go/reflow/call/webterminal/webterminalpb"
@@ -89,7 +87,7 @@ func (s *serial) push(f func()) {
 
 func (s *serial) run() {
 	defer s.group().Done()
-	id := goid()
+	id := goid.Current()
 	for {
 		s.mu.Lock()
 		s.runner = id
@@ -113,22 +111,9 @@ func (s *serial) run() {
 func (s *serial) close() {
 	s.mu.Lock()
 	s.closed = true
-	inside := s.running && s.runner == goid()
+	inside := s.running && s.runner == goid.Current()
 	s.mu.Unlock()
 	if !inside {
 		s.group().Wait()
 	}
-}
-
-// goid returns the current goroutine's id; used only so that Close may be
-// called from a Handler method without waiting for itself.
-func goid() uint64 {
-	var b [64]byte
-	s := b[:runtime.Stack(b[:], false)]
-	s = bytes.TrimPrefix(s, []byte("goroutine "))
-	if i := bytes.IndexByte(s, ' '); i > 0 {
-		s = s[:i]
-	}
-	n, _ := strconv.ParseUint(string(s), 10, 64)
-	return n
 }
