@@ -125,6 +125,10 @@ func FuzzReceive(f *testing.F) {
 	f.Add([]byte{0x80, 200, 0, 1, 0, 0, 0, 1}, false)
 	f.Add([]byte{0x16, 0xfe, 0xfd, 0, 0}, false)
 	f.Add([]byte{0x40, 0x00, 0x00, 0x04, 1, 2, 3, 4}, true)
+	if chk, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.NewUsername("fuzzufrag:x"),
+		stun.NewShortTermIntegrity("fuzzpasswordfuzzpassword"), stun.Fingerprint); err == nil {
+		f.Add(chk.Raw, false) // an ICE connectivity check
+	}
 	n := memnet.New()
 	conn, err := n.Listen("udp4", netip.MustParseAddrPort("10.0.0.1:0"))
 	if err != nil {
@@ -138,6 +142,9 @@ func FuzzReceive(f *testing.F) {
 	}
 	defer fl.Close()
 	fl.SetActiveDestination(peer)
+	if err := fl.SetICECredentials("fuzzufrag", "fuzzpasswordfuzzpassword", ""); err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, data []byte, fromServer bool) {
 		before := fl.Stats()
 		pkt := getPacket()
@@ -153,7 +160,7 @@ func FuzzReceive(f *testing.F) {
 			putPacket(pkt)
 		}
 		after := fl.Stats()
-		if after.PacketsIn+after.TotalDropped() != before.PacketsIn+before.TotalDropped()+1 {
+		if after.PacketsIn+after.TotalDropped()+after.ICEChecks != before.PacketsIn+before.TotalDropped()+before.ICEChecks+1 {
 			t.Fatalf("datagram neither delivered nor counted: %+v -> %+v", before, after)
 		}
 		for { // drain

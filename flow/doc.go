@@ -25,6 +25,12 @@
 // (DropSource), unless Config.Latch adopts the first sender (comedia). Every
 // dropped datagram is counted by reason in Stats.
 //
+// # ICE-lite
+//
+// With SetICECredentials a flow answers the connectivity checks of a full ICE
+// agent (RFC 8445 §2.5, lite implementation: it sends no checks) and takes the
+// nominated address (USE-CANDIDATE) as its active destination.
+//
 // # Concurrency
 //
 // All methods are safe for concurrent use. Close is idempotent, releases a

@@ -122,6 +122,7 @@ type Flow struct {
 	secure atomic.Bool                    // refuse clear media (DTLS-SRTP expected)
 	dtls   atomic.Pointer[dtlsAssoc]      // the current DTLS association
 	pins   []dtlssrtp.Fingerprint         // the peer's fingerprints; guarded by mu
+	ice    atomic.Pointer[iceState]       // ICE-lite responder credentials, nil = off
 }
 
 // destination is the active destination, replaced as a whole.

@@ -25,6 +25,10 @@ func (f *Flow) dispatch(pkt *packet) bool {
 	case demux.RTP, demux.RTCP:
 		return f.deliver(pkt, kind)
 	case demux.STUN:
+		if ice := f.ice.Load(); ice != nil {
+			f.iceInbound(ice, pkt) // a connectivity check (ICE-lite)
+			return false
+		}
 		// Not from our NAT server: a stray request or a spoofed response.
 		f.stats.dropped[DropUnexpected].Add(1)
 	case demux.DTLS:

@@ -53,6 +53,9 @@ type Stats struct {
 	PacketsOut, BytesOut uint64
 	// Dropped counts received packets that were not delivered, by reason.
 	Dropped [NumDropReasons]uint64
+	// ICEChecks counts the ICE connectivity checks answered with success
+	// (failed ones count as DropAuth).
+	ICEChecks uint64
 }
 
 // TotalDropped returns the sum of Dropped.
@@ -67,12 +70,14 @@ func (s Stats) TotalDropped() uint64 {
 type counters struct {
 	packetsIn, bytesIn, packetsOut, bytesOut atomic.Uint64
 	dropped                                  [NumDropReasons]atomic.Uint64
+	iceChecks                                atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
 	s := Stats{
 		PacketsIn: c.packetsIn.Load(), BytesIn: c.bytesIn.Load(),
 		PacketsOut: c.packetsOut.Load(), BytesOut: c.bytesOut.Load(),
+		ICEChecks: c.iceChecks.Load(),
 	}
 	for i := range c.dropped {
 		s.Dropped[i] = c.dropped[i].Load()

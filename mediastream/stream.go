@@ -274,6 +274,21 @@ func (s *Stream) StartDTLS(role dtlssrtp.Role) error {
 	return nil
 }
 
+// SetICECredentials makes every flow of the stream an ICE-lite responder
+// (RFC 8445 §2.5) with our a=ice-ufrag/a=ice-pwd and the peer's a=ice-ufrag;
+// see flow.Flow.SetICECredentials.
+func (s *Stream) SetICECredentials(localUfrag, localPwd, remoteUfrag string) error {
+	if s.closing.Load() {
+		return ErrClosed
+	}
+	for _, f := range s.flows {
+		if err := f.SetICECredentials(localUfrag, localPwd, remoteUfrag); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // RTP returns the RTP flow.
 func (s *Stream) RTP() *flow.Flow { return s.rtp }
 
