@@ -79,6 +79,9 @@ func (c *Call) answerLocked(d *sdpx.Description, re bool) ([]byte, MediaState, e
 		return nil, MediaState{}, err
 	}
 	dir := sdpx.Combine(c.localDir, p.remote.Direction)
+	if p.ice, err = c.iceFor(p.remote); err != nil {
+		return nil, MediaState{}, err
+	}
 	line, ours, err := c.answerLine(c.media, p, dir)
 	if err != nil {
 		return nil, MediaState{}, err
@@ -93,6 +96,9 @@ func (c *Call) answerLocked(d *sdpx.Description, re bool) ([]byte, MediaState, e
 		return nil, MediaState{}, err
 	}
 	c.neg = &negotiated{media: c.media, line: line, remote: p.remote, ours: ours, peer: p.peerKeys, state: st}
+	if p.ice.ufrag != "" {
+		c.ice = p.ice
+	}
 	return answer, st, nil
 }
 

@@ -84,6 +84,12 @@ func (a *Agent) newCall(dir Direction, sig Signaling, p Params) (*Call, error) {
 		done: make(chan struct{}), keys: make(map[srtp.Suite]srtp.Keys),
 		sessID: binary.BigEndian.Uint64(b[:]) >> 2, version: 0,
 	}
+	if cfg.ICE {
+		var err error
+		if c.ice, err = newICECredentials(); err != nil {
+			return nil, fmt.Errorf("ICE credentials: %w", err)
+		}
+	}
 	c.state = Offering
 	if dir == Inbound {
 		c.state = Incoming

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/reflow-go/reflow/call/sdpx"
 	"github.com/reflow-go/reflow/dtlssrtp"
+	"github.com/reflow-go/reflow/flow"
 	"github.com/reflow-go/reflow/mediastream"
 	"github.com/reflow-go/reflow/srtp"
 )
@@ -34,6 +36,7 @@ type Call struct {
 	sessID    uint64
 	version   uint64
 	keys      map[srtp.Suite]srtp.Keys
+	ice       iceCredentials // ours (MediaConfig.ICE), fresh per call and per ICE restart
 	localDir  sdpx.Direction
 	neg       *negotiated
 	offer     *pending          // our outstanding offer
@@ -133,6 +136,14 @@ func (c *Call) offerLine(md *Media, dir sdpx.Direction) (sdpx.Line, error) {
 	case sdpx.DTLS:
 		l.Fingerprint, l.Setup = md.Fingerprint(), dtlssrtp.SetupActpass
 	}
+	if c.cfg.ICE {
+		l.ICEUfrag, l.ICEPwd, l.Candidates = c.ice.ufrag, c.ice.pwd, md.Candidates()
+		// The answerer may check before its answer reaches us (RFC 8445
+		// §7.3): answer checks for our ufrag from any peer ufrag until then.
+		if err := md.offerICE(c.ice); err != nil {
+			return l, err
+		}
+	}
 	return l, nil
 }
 
@@ -156,7 +167,28 @@ func (c *Call) answerLine(md *Media, p plan, dir sdpx.Direction) (sdpx.Line, srt
 	case sdpx.DTLS:
 		l.Fingerprint, l.Setup = md.Fingerprint(), p.setup
 	}
+	if p.ice.ufrag != "" {
+		l.ICEUfrag, l.ICEPwd, l.Candidates = p.ice.ufrag, p.ice.pwd, md.Candidates()
+	}
 	return l, ours, nil
+}
+
+// iceFor returns our ICE credentials for answering remote media m: none
+// unless ICE is on and m carries ICE, new ones when m restarts ICE (new
+// ufrag or pwd, RFC 8445 §9, RFC 8839 §4.4.1.1.2); c.mu held.
+func (c *Call) iceFor(m sdpx.Media) (iceCredentials, error) {
+	if !c.cfg.ICE || !m.ICE() {
+		return iceCredentials{}, nil
+	}
+	if c.neg != nil && c.neg.remote.ICE() && (c.neg.remote.ICEUfrag != m.ICEUfrag || c.neg.remote.ICEPwd != m.ICEPwd) {
+		return newICECredentials()
+	}
+	return c.ice, nil
+}
+
+func newICECredentials() (iceCredentials, error) {
+	u, p, err := flow.NewICECredentials()
+	return iceCredentials{u, p}, err
 }
 
 // marshal writes a session with our lines, bumping the o= version; c.mu held.
@@ -169,7 +201,8 @@ func (c *Call) marshal(lines []sdpx.Line) ([]byte, error) {
 			break
 		}
 	}
-	return sdpx.Session{SessionID: c.sessID, Version: c.version, Addr: addr, Media: lines}.Marshal()
+	lite := slices.ContainsFunc(lines, func(l sdpx.Line) bool { return l.ICEUfrag != "" })
+	return sdpx.Session{SessionID: c.sessID, Version: c.version, Addr: addr, Media: lines, ICELite: lite}.Marshal()
 }
 
 // answerSDP answers description d with our line at p.index; c.mu held.

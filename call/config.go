@@ -36,6 +36,17 @@ type MediaConfig struct {
 	Codecs []sdpx.Codec
 	// Latch makes the flows adopt the first source of media (symmetric RTP).
 	Latch bool
+	// ICE makes the call an ICE-lite agent (RFC 8445 §2.5, SDP per RFC 8839):
+	// our offers, and our answers to offers that carry a=ice-ufrag, say
+	// a=ice-lite and carry a=ice-ufrag/a=ice-pwd (fresh per call) and
+	// a=candidate lines for the stream's host, reflexive and relayed
+	// addresses; the stream's flows answer the peer's connectivity checks
+	// and take the address it nominates (USE-CANDIDATE) as where media goes.
+	// A peer description with a=ice-ufrag but no usable a=ice-pwd is refused
+	// as Malformed. Off (the default, as SIP peers expect), ICE attributes
+	// are neither written nor looked at. WebRTC peers (the webterminal
+	// binding) need it on: they send no media before a check succeeds.
+	ICE bool
 }
 
 func (m MediaConfig) withDefaults() (MediaConfig, error) {

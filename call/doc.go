@@ -44,8 +44,25 @@
 // A binding whose protocol has no "request pending" status can refuse a
 // crossing offer the same way (RemoteOffer returns the Glare Reason; report
 // the peer's refusal of ours with RemoteReject and a Glare Reason, and
-// Renegotiate retries). ICE is not handled by the core: a binding that
-// needs ICE-lite adds its attributes around the SDP the core produces.
+// Renegotiate retries).
+//
+// # ICE-lite
+//
+// With MediaConfig.ICE (off by default, as SIP peers expect; the webterminal
+// binding turns it on) a call is a lite ICE agent (RFC 8445 §2.5): its offers,
+// and its answers to offers that carry ICE, say a=ice-lite and carry
+// a=ice-ufrag/a=ice-pwd (fresh per call, new on an ICE restart by the peer)
+// and a=candidate lines (RFC 8839) for each flow's host, server-reflexive
+// and relayed address (component 1 RTP, 2 RTCP, priorities per RFC 8445
+// §5.1.2.1), with the session tuple as the default destination in c=/m=.
+// The stream's flows answer the peer's connectivity checks (any peer ufrag
+// while our offer awaits its answer, the peer's after) and the address it
+// nominates with USE-CANDIDATE becomes where media goes; the default
+// destination of the peer's SDP is used until then, and c=0.0.0.0 then
+// means "no default candidate", not hold. A peer description with
+// a=ice-ufrag but no usable a=ice-pwd is refused as Malformed (400). The
+// core sends no checks of its own, so two lite agents simply use each
+// other's default destinations (RFC 8445 §6.1.1).
 //
 // The core calls sig.SendRinging, SendAnswer (initial answer), SendReject
 // (refusing an unanswered incoming call) and SendHangup (CANCEL or BYE) on the

@@ -3,9 +3,11 @@ package call
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"sync"
 	"time"
 
+	"github.com/reflow-go/reflow/call/sdpx"
 	"github.com/reflow-go/reflow/dtlssrtp"
 	"github.com/reflow-go/reflow/flow"
 	"github.com/reflow-go/reflow/flowmanager"
@@ -26,6 +28,8 @@ type Media struct {
 	rtp, rtcp flow.Tuple
 	err       error
 	onError   func(*Media, error)
+	ice       iceCredentials // in force on the stream
+	iceRemote string
 }
 
 // OpenMedia asks m for a stream configured from cfg and returns at once; Wait
@@ -115,6 +119,66 @@ func (m *Media) Tuples() (rtp, rtcp flow.Tuple) {
 
 // Stream returns the media stream, for RTP/RTCP I/O.
 func (m *Media) Stream() *mediastream.Stream { return m.stream }
+
+// Candidates returns our ICE candidates (RFC 8445 §5.1.1) for the stream's
+// flows: component 1 for the RTP flow and 2 for the RTCP flow (none with
+// rtcp-mux), each with a host candidate for its local address, a
+// server-reflexive one for its STUN- or TURN-learnt public address and a
+// relayed one for its TURN allocation, as the NAT mode gives them. Host and
+// reflexive candidates are left out when the flow reaches its TURN server
+// over TCP or TLS (the peer cannot send UDP there).
+func (m *Media) Candidates() []sdpx.Candidate {
+	var out []sdpx.Candidate
+	for _, f := range []*flow.Flow{m.stream.RTP(), m.stream.RTCP()} {
+		if f == nil {
+			continue
+		}
+		comp := sdpx.ComponentRTP
+		if f.Component() == flow.RTCP {
+			comp = sdpx.ComponentRTCP
+		}
+		var host, refl netip.AddrPort
+		if lt := f.LocalTuple(); lt.Transport == flow.UDP && !lt.Addr.Addr().IsUnspecified() {
+			host = lt.Addr
+			if rt := f.ReflexiveTuple(); rt.Transport == flow.UDP {
+				refl = rt.Addr
+			}
+		}
+		out = append(out, sdpx.LocalCandidates(comp, host, refl, f.RelayTuple().Addr)...)
+	}
+	return out
+}
+
+// setICE puts our ICE credentials and the peer's ufrag in force on the
+// stream's flows when they changed; zero credentials stop answering checks.
+func (m *Media) setICE(ours iceCredentials, remote string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ours.ufrag == "" {
+		remote = ""
+	}
+	if m.ice == ours && m.iceRemote == remote {
+		return nil
+	}
+	if err := m.stream.SetICECredentials(ours.ufrag, ours.pwd, remote); err != nil {
+		return err
+	}
+	m.ice, m.iceRemote = ours, remote
+	return nil
+}
+
+// offerICE puts our ICE credentials in force for an offer: checks from any
+// peer ufrag are answered until the answer names it. Credentials already in
+// force are kept.
+func (m *Media) offerICE(ours iceCredentials) error {
+	m.mu.Lock()
+	same := m.ice == ours
+	m.mu.Unlock()
+	if same {
+		return nil
+	}
+	return m.setICE(ours, "")
+}
 
 // Fingerprint returns our DTLS certificate's fingerprint, for a=fingerprint.
 func (m *Media) Fingerprint() dtlssrtp.Fingerprint { return m.stream.Fingerprint() }

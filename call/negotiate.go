@@ -8,6 +8,7 @@ import (
 
 	"github.com/reflow-go/reflow/call/sdpx"
 	"github.com/reflow-go/reflow/dtlssrtp"
+	"github.com/reflow-go/reflow/flow"
 	"github.com/reflow-go/reflow/srtp"
 )
 
@@ -34,6 +35,11 @@ type MediaState struct {
 	DTLSRole dtlssrtp.Role
 	// RemoteFingerprints are the pinned peer fingerprints (Security == sdpx.DTLS).
 	RemoteFingerprints []dtlssrtp.Fingerprint
+	// ICE is set when ICE is in use (MediaConfig.ICE and the peer's
+	// description carried ICE credentials): the stream answers the peer's
+	// connectivity checks, and the address it nominates replaces Remote as
+	// where media goes.
+	ICE bool
 	// Renegotiated is false for the exchange that set the call up.
 	Renegotiated bool
 }
@@ -48,6 +54,21 @@ type plan struct {
 	tag      int       // SDES: the tag of the chosen crypto line
 	setup    dtlssrtp.Setup
 	role     dtlssrtp.Role
+	ice      iceCredentials // ours, when ICE is in use for this exchange
+}
+
+// iceCredentials are our a=ice-ufrag and a=ice-pwd.
+type iceCredentials struct{ ufrag, pwd string }
+
+// malformedICE checks the ICE attributes of remote media m when ICE is on.
+func malformedICE(cfg MediaConfig, m sdpx.Media) error {
+	if !cfg.ICE {
+		return nil
+	}
+	if err := m.CheckICE(); err != nil {
+		return Reason{Kind: Malformed, Code: 400, Text: "ICE attributes", Err: err}
+	}
+	return nil
 }
 
 // reject builds the Reason for an unacceptable description.
@@ -60,6 +81,9 @@ func planOffer(d *sdpx.Description, cfg MediaConfig, prev *negotiated) (plan, er
 	for i, m := range d.Media {
 		if m.Type != "audio" || m.Port == 0 || !m.RTPProto {
 			continue
+		}
+		if err := malformedICE(cfg, m); err != nil {
+			return plan{}, err
 		}
 		p := plan{index: i, remote: m, security: m.Security}
 		if p.codecs = sdpx.Intersect(m.Codecs, cfg.Codecs); p.codecs == nil {
@@ -122,6 +146,9 @@ func planAnswer(d *sdpx.Description, cfg MediaConfig, offered sdpx.Line) (plan, 
 	}
 	if !m.RTPProto || m.Security != offered.Security {
 		return plan{}, reject("answer changed the transport protocol to " + m.Proto)
+	}
+	if err := malformedICE(cfg, m); err != nil {
+		return plan{}, err
 	}
 	p := plan{remote: m, security: m.Security}
 	for _, c := range m.Codecs {
@@ -198,12 +225,30 @@ func apply(md *Media, p plan, ours srtp.Keys, dir sdpx.Direction, prev *negotiat
 	st := MediaState{
 		Local: rtp.Addr, LocalRTCP: rtcp.Addr, Remote: p.remote.RTP, RemoteRTCP: p.remote.RTCP,
 		RTCPMux: !rtcp.IsValid(), Codecs: p.codecs, Direction: dir, Security: p.security,
-		Renegotiated: prev != nil,
+		Renegotiated: prev != nil, ICE: p.ice.ufrag != "",
 	}
-	if p.remote.RTP.Addr().IsUnspecified() {
+	if err := md.setICE(p.ice, p.remote.ICEUfrag); err != nil {
+		return st, err
+	}
+	// With ICE the peer's nomination (USE-CANDIDATE) decides where media
+	// goes (RFC 8445 §8.1.1); the default destination of c=/m= is only used
+	// until it has. A destination nominated before this description arrived
+	// (the peer checks as soon as it has our offer) is kept, and so is one of
+	// an earlier ICE exchange on this stream unless the peer restarted ICE
+	// or changed its default destination (it moved).
+	iceKeeps := st.ICE && (prev == nil || prev.media != md ||
+		prev.state.ICE && prev.remote.ICEUfrag == p.remote.ICEUfrag && prev.remote.RTP == p.remote.RTP && prev.remote.RTCP == p.remote.RTCP)
+	setDst := func(f *flow.Flow, dst netip.AddrPort) error {
+		if st.ICE && (dst.Addr().IsUnspecified() || iceKeeps && f.ActiveDestination().IsValid()) {
+			return nil
+		}
+		return f.SetActiveDestination(dst)
+	}
+	if p.remote.RTP.Addr().IsUnspecified() && !st.ICE {
 		st.Direction = sdpx.Combine(dir, sdpx.Inactive)
 	} else {
-		if err := s.RTP().SetActiveDestination(p.remote.RTP); err != nil {
+		// With ICE, c=0.0.0.0 means no default candidate (JSEP), not hold.
+		if err := setDst(s.RTP(), p.remote.RTP); err != nil {
 			return st, err
 		}
 		if f := s.RTCP(); f != nil {
@@ -211,7 +256,7 @@ func apply(md *Media, p plan, ours srtp.Keys, dir sdpx.Direction, prev *negotiat
 			if !dst.IsValid() {
 				dst = p.remote.RTP
 			}
-			if err := f.SetActiveDestination(dst); err != nil {
+			if err := setDst(f, dst); err != nil {
 				return st, err
 			}
 		}

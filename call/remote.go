@@ -72,6 +72,9 @@ func (c *Call) applyAnswerLocked(md *Media, p *pending, answer []byte) (MediaSta
 	if err != nil {
 		return MediaState{}, err
 	}
+	if c.cfg.ICE && pl.remote.ICE() {
+		pl.ice = c.ice
+	}
 	var ours = c.keys[pl.peerKeys.Suite]
 	dir := sdpx.Combine(p.dir, pl.remote.Direction)
 	prev := c.neg

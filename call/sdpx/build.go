@@ -22,6 +22,9 @@ type Session struct {
 	Addr netip.Addr
 	// Media are the m= lines, in order.
 	Media []Line
+	// ICELite writes a session-level a=ice-lite (RFC 8839 §5.3): we are a
+	// lite ICE agent.
+	ICELite bool
 }
 
 // Line is one m= line to write. A Line with a zero RTP port is written as a
@@ -54,6 +57,12 @@ type Line struct {
 	Setup dtlssrtp.Setup
 	// Mid is written as a=mid when non-empty.
 	Mid string
+	// ICEUfrag and ICEPwd are written as a=ice-ufrag and a=ice-pwd when
+	// ICEUfrag is non-empty (RFC 8839 §5.4).
+	ICEUfrag, ICEPwd string
+	// Candidates are written as a=candidate lines, followed by
+	// a=end-of-candidates (RFC 8840: we gather before we send).
+	Candidates []Candidate
 }
 
 func addrType(a netip.Addr) string {
@@ -84,6 +93,9 @@ func (s Session) Marshal() ([]byte, error) {
 		SessionName:           "-",
 		ConnectionInformation: conn(s.Addr),
 		TimeDescriptions:      []sdp.TimeDescription{{}},
+	}
+	if s.ICELite {
+		d.Attributes = append(d.Attributes, sdp.NewPropertyAttribute("ice-lite"))
 	}
 	for _, l := range s.Media {
 		d.MediaDescriptions = append(d.MediaDescriptions, l.description(s.Addr))
@@ -137,6 +149,15 @@ func (l Line) description(sess netip.Addr) *sdp.MediaDescription {
 	}
 	if l.Mid != "" {
 		md.Attributes = append(md.Attributes, sdp.NewAttribute("mid", l.Mid))
+	}
+	if l.ICEUfrag != "" {
+		md.Attributes = append(md.Attributes, sdp.NewAttribute("ice-ufrag", l.ICEUfrag), sdp.NewAttribute("ice-pwd", l.ICEPwd))
+	}
+	for _, c := range l.Candidates {
+		md.Attributes = append(md.Attributes, sdp.NewAttribute("candidate", c.Value()))
+	}
+	if len(l.Candidates) > 0 {
+		md.Attributes = append(md.Attributes, sdp.NewPropertyAttribute("end-of-candidates"))
 	}
 	md.Attributes = append(md.Attributes, sdp.NewPropertyAttribute(l.Direction.String()))
 	return md

@@ -28,6 +28,9 @@ type Description struct {
 	SessionID, Version uint64
 	// Media are the m= lines in order.
 	Media []Media
+	// ICELite is set by a session-level a=ice-lite (RFC 8839 §5.3): the
+	// peer is a lite ICE agent.
+	ICELite bool
 	// SDP is the pion/sdp form, for attributes this package does not type.
 	SDP *sdp.SessionDescription
 }
@@ -71,6 +74,16 @@ type Media struct {
 	Setup dtlssrtp.Setup
 	// Mid is the a=mid value, or "".
 	Mid string
+	// ICEUfrag and ICEPwd are the a=ice-ufrag and a=ice-pwd values (RFC 8839
+	// §5.4), media level else session level, or ""; CheckICE validates them.
+	ICEUfrag, ICEPwd string
+	// Candidates are the usable a=candidate lines (RFC 8839 §5.1) in order;
+	// lines that do not parse are left out (see BadCandidates).
+	Candidates []Candidate
+	// BadCandidates counts a=candidate lines that could not be used.
+	BadCandidates int
+	// EndOfCandidates is set by a=end-of-candidates (RFC 8840).
+	EndOfCandidates bool
 }
 
 // Parse parses and analyses an SDP body. It never panics: malformed input
@@ -95,6 +108,7 @@ func Parse(b []byte) (d *Description, err error) {
 		return nil, fmt.Errorf("%w: %d media descriptions", ErrTooLarge, len(s.MediaDescriptions))
 	}
 	d = &Description{SessionID: s.Origin.SessionID, Version: s.Origin.SessionVersion, SDP: &s}
+	_, d.ICELite = s.Attribute("ice-lite")
 	for i, md := range s.MediaDescriptions {
 		m, err := analyse(&s, md)
 		if err != nil {
@@ -256,6 +270,20 @@ func analyse(s *sdp.SessionDescription, md *sdp.MediaDescription) (Media, error)
 		}
 	}
 	m.Mid, _ = md.Attribute("mid")
+	m.ICEUfrag, _ = attr("ice-ufrag")
+	m.ICEPwd, _ = attr("ice-pwd")
+	_, m.EndOfCandidates = attr("end-of-candidates")
+	for _, a := range md.Attributes {
+		if a.Key != "candidate" {
+			continue
+		}
+		c, err := ParseCandidate(a.Value)
+		if err != nil {
+			m.BadCandidates++
+			continue
+		}
+		m.Candidates = append(m.Candidates, c)
+	}
 	return m, nil
 }
 

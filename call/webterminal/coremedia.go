@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/reflow-go/reflow/call"
-	"github.com/reflow-go/reflow/flow"
 )
 
 // CoreMedia returns a MediaFunc that runs every webterminal call's offer/answer
@@ -18,9 +16,11 @@ import (
 // the same core the SIP binding uses. The terminal keeps the signalling (who
 // sends what on the stream); the core makes and applies the SDP.
 //
-// The SDP the core writes is completed with a=candidate lines (RFC 8839) for
-// the RTP flow's host tuple and its reflexive or relayed tuple, so that it
-// carries our candidates, fingerprint and setup as the API asks.
+// The calls run with the agent's MediaConfig and ICE on (call.MediaConfig.ICE,
+// whatever the agent's default): the terminal is the WebRTC side, so its SDP
+// says a=ice-lite and carries a=ice-ufrag/a=ice-pwd and our candidates
+// (RFC 8839), and the streams answer the core's connectivity checks and
+// follow its nomination; WebRTC cores send no media before a check succeeds.
 func CoreMedia(agent *call.Agent) MediaFunc {
 	return func(_ context.Context, c *Call) (Media, error) {
 		if agent == nil {
@@ -52,7 +52,9 @@ func CallOf(c *Call) *call.Call {
 }
 
 func (m *coreMedia) params() call.Params {
-	return call.Params{ID: m.id, Remote: call.Party{URI: "tel:" + m.peer}}
+	mc := m.agent.MediaConfig()
+	mc.ICE = true
+	return call.Params{ID: m.id, Remote: call.Party{URI: "tel:" + m.peer}, Media: &mc}
 }
 
 func (m *coreMedia) set(cc *call.Call) {
@@ -98,7 +100,7 @@ func (m *coreMedia) Answer(ctx context.Context, offer string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return withCandidates(string(ans), cc), nil
+		return string(ans), nil
 	}
 	cc, err := m.agent.Incoming(ctx, m.sig, m.params(), []byte(offer))
 	if err != nil {
@@ -132,7 +134,7 @@ type bridge struct {
 func (b *bridge) take(ctx context.Context, ch chan []byte, cc *call.Call) (string, error) {
 	select {
 	case sdp := <-ch:
-		return withCandidates(string(sdp), cc), nil
+		return string(sdp), nil
 	case <-cc.Done():
 		return "", cc.Reason()
 	case <-ctx.Done():
@@ -165,33 +167,3 @@ func (b *bridge) SendReject(context.Context, call.Reason) error { return nil }
 
 // SendHangup implements call.Signaling; the terminal sends Bye itself.
 func (b *bridge) SendHangup(context.Context, call.Reason) error { return nil }
-
-// withCandidates appends a=candidate lines for the RTP flow's tuples to the
-// SDP's (last, audio) media section.
-func withCandidates(sdp string, cc *call.Call) string {
-	s := cc.Stream()
-	if s == nil || strings.Contains(sdp, "a=candidate:") {
-		return sdp
-	}
-	f := s.RTP()
-	var b strings.Builder
-	b.WriteString(sdp)
-	if !strings.HasSuffix(sdp, "\n") {
-		b.WriteString("\r\n")
-	}
-	host := f.LocalTuple()
-	if host.IsValid() {
-		fmt.Fprintf(&b, "a=candidate:1 1 udp 2130706431 %s %d typ host\r\n", host.Addr.Addr(), host.Addr.Port())
-	}
-	for i, x := range []struct {
-		t   flow.Tuple
-		typ string
-		pri int
-	}{{f.ReflexiveTuple(), "srflx", 1694498815}, {f.RelayTuple(), "relay", 16777215}} {
-		if x.t.IsValid() {
-			fmt.Fprintf(&b, "a=candidate:%d 1 udp %d %s %d typ %s raddr %s rport %d\r\n", i+2, x.pri,
-				x.t.Addr.Addr(), x.t.Addr.Port(), x.typ, host.Addr.Addr(), host.Addr.Port())
-		}
-	}
-	return b.String()
-}

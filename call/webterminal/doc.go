@@ -22,6 +22,10 @@
 // The SDP of each call is made and applied by a Media; CoreMedia runs it on
 // the call core (package call: real media streams, plain/SDES/DTLS-SRTP,
 // NAT modes), so a webterminal call and a SIP call share one implementation.
+// Its calls run with ICE-lite on (call.MediaConfig.ICE): the terminal is the
+// WebRTC side, so its SDP says a=ice-lite and carries a=ice-ufrag/a=ice-pwd
+// and our candidates, and its media streams answer the core's connectivity
+// checks and follow its nomination (WebRTC cores send no media before).
 //
 // # Rules
 //
@@ -45,6 +49,7 @@
 // goroutine of the terminal, never with a lock held. Close is idempotent,
 // sends Bye for the calls in progress and waits for the terminal's goroutines.
 //
-// SDP follows RFC 3264 (offer/answer) and RFC 8839 (a=candidate); DTLS-SRTP
-// RFC 5763, SDES RFC 4568 (through the call core).
+// SDP follows RFC 3264 (offer/answer) and RFC 8839 (ICE: a=ice-lite,
+// credentials, a=candidate); ICE-lite RFC 8445; DTLS-SRTP RFC 5763, SDES
+// RFC 4568 (all through the call core).
 package webterminal

@@ -108,7 +108,7 @@ func testRealMedia(t *testing.T, sec sdpx.Security) {
 		t.Fatal(err)
 	}
 	want := map[sdpx.Security][]string{sdpx.DTLS: {"a=fingerprint:sha-256", "a=setup:actpass"}, sdpx.SDES: {"a=crypto:"}}[sec]
-	for _, w := range append([]string{"a=candidate:1 1 udp", "typ host"}, want...) {
+	for _, w := range append([]string{"a=ice-lite", "a=ice-ufrag:", "a=ice-pwd:", " 1 UDP 2130706431 127.0.0.1 ", "typ host"}, want...) {
 		if !strings.Contains(offer, w) {
 			t.Fatalf("offer lacks %q:\n%s", w, offer)
 		}
@@ -123,7 +123,7 @@ func testRealMedia(t *testing.T, sec sdpx.Security) {
 		<-c.Done()
 		t.Fatalf("%v (caller's call: %v)", err, c.Err())
 	}
-	if !strings.Contains(answer, "a=candidate:") || !strings.Contains(answer, "a=crypto:") {
+	if !strings.Contains(answer, "a=candidate:") || !strings.Contains(answer, "a=ice-ufrag:") || !strings.Contains(answer, "a=crypto:") {
 		t.Fatalf("answer lacks candidates or crypto:\n%s", answer)
 	}
 	if err := mf.SetAnswer(ctxT(t), answer); err != nil {

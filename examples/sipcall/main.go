@@ -8,6 +8,7 @@
 //
 //	go run ./examples/sipcall -nat turn-udp -srtp dtls
 //	go run ./examples/sipcall -transport tls -srtp sdes
+//	go run ./examples/sipcall -ice -srtp dtls    # ICE-lite SDP, as WebRTC peers need
 //
 // -listen ip:port waits for calls from a real SIP peer, answers them and
 // echoes their RTP back; -call uri calls a real SIP peer, sends silence and
@@ -40,7 +41,7 @@ import (
 type options struct {
 	nat, srtp, transport, local, server, user, pass, listen, target string
 	duration                                                        time.Duration
-	verbose                                                         bool
+	verbose, ice                                                    bool
 }
 
 func main() {
@@ -56,6 +57,7 @@ func main() {
 	flag.StringVar(&o.target, "call", "", "call this SIP URI instead of the loopback demo")
 	flag.DurationVar(&o.duration, "duration", 3*time.Second, "how long media flows")
 	flag.BoolVar(&o.verbose, "v", false, "log debug output to stderr")
+	flag.BoolVar(&o.ice, "ice", false, "ICE-lite: a=ice-lite, ICE credentials and candidates in the SDP; answer connectivity checks")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "sipcall:", err)
@@ -91,7 +93,7 @@ func run(o options) error {
 		return err
 	}
 	defer m.Close()
-	media := call.MediaConfig{LocalAddr: local, NAT: nat, Security: security, RTCPMux: security == sdpx.DTLS}
+	media := call.MediaConfig{LocalAddr: local, NAT: nat, Security: security, RTCPMux: security == sdpx.DTLS, ICE: o.ice}
 
 	var tlsConf *sipp2p.TLSConfig
 	if tr == sipp2p.TLS && o.target == "" {

@@ -2,7 +2,9 @@
 // a core and two terminals (100 on MultiPipe, 200 on Pipe) whose calls run on
 // the call core with real DTLS-SRTP media; 100 calls 200 by msisdn, RTP flows
 // both ways, 200 transfers the call to its phone, 100 hangs up. Every message
-// exchanged is printed.
+// exchanged is printed, with the ICE-lite part of its SDP (the terminal is the
+// WebRTC side: CoreMedia makes its SDP carry a=ice-lite, credentials and
+// candidates, and its flows answer the core's connectivity checks).
 //
 //	go run ./examples/webterminal
 package main
@@ -60,7 +62,7 @@ func run() error {
 			return nil, nil, err
 		}
 		agent, err := call.New(call.Config{Manager: m, Media: call.MediaConfig{
-			LocalAddr: netip.MustParseAddr("127.0.0.1"), Security: sdpx.DTLS}})
+			LocalAddr: netip.MustParseAddr("127.0.0.1"), Security: sdpx.DTLS, RTCPMux: true}})
 		if err != nil {
 			m.Close()
 			return nil, nil, err
@@ -74,6 +76,9 @@ func run() error {
 						dir = "->"
 					}
 					fmt.Printf("terminal %s %s core: %s\n", t.MSISDN(), dir, webterminal.Format(msg))
+					if sent {
+						printICE(msg.GetOffer().GetSdp() + msg.GetAnswer().GetSdp())
+					}
 				},
 				Incoming: func(c *webterminal.Call) { incoming <- c },
 				Status:   func(_ *webterminal.Terminal, s webterminal.Status) { statuses <- s },
@@ -151,4 +156,21 @@ func rtp(from, to *mediastream.Stream) error {
 		}
 	}
 	return errors.New("no RTP")
+}
+
+// printICE prints the ICE-lite attributes of an SDP body we sent.
+func printICE(body string) {
+	if body == "" {
+		return
+	}
+	d, err := sdpx.Parse([]byte(body))
+	if err != nil || len(d.Media) == 0 {
+		fmt.Println("    sdp:", err)
+		return
+	}
+	m := d.Media[0]
+	fmt.Printf("    ice-lite=%v ice-ufrag=%s, %d candidate(s):\n", d.ICELite, m.ICEUfrag, len(m.Candidates))
+	for _, c := range m.Candidates {
+		fmt.Println("      a=" + c.String())
+	}
 }
