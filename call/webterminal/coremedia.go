@@ -16,8 +16,8 @@ import (
 // the same core the SIP binding uses. The terminal keeps the signalling (who
 // sends what on the stream); the core makes and applies the SDP.
 //
-// The calls run with the agent's MediaConfig and ICE on (call.MediaConfig.ICE,
-// whatever the agent's default): the terminal is the WebRTC side, so its SDP
+// The calls run with the agent's MediaConfig, ICE on (call.MediaConfig.ICE) and
+// rtcp-mux (WebRTC requires it), whatever the agent's defaults: the terminal is the WebRTC side, so its SDP
 // says a=ice-lite and carries a=ice-ufrag/a=ice-pwd and our candidates
 // (RFC 8839), and the streams answer the core's connectivity checks and
 // follow its nomination; WebRTC cores send no media before a check succeeds.
@@ -54,6 +54,7 @@ func CallOf(c *Call) *call.Call {
 func (m *coreMedia) params() call.Params {
 	mc := m.agent.MediaConfig()
 	mc.ICE = true
+	mc.RTCPMux = true // WebRTC requires rtcp-mux (RFC 8829 §5.1.3, rtcpMuxPolicy "require")
 	return call.Params{ID: m.id, Remote: call.Party{URI: "tel:" + m.peer}, Media: &mc}
 }
 
