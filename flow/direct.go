@@ -74,7 +74,9 @@ func (f *Flow) readUntilYield() bool {
 			f.tok <- struct{}{}
 			// If the waiting reader is served from the queue instead and
 			// never takes the token, the grace timer brings us back.
-			f.grace.Reset(directGrace)
+			if !f.closed.Load() {
+				f.grace.Reset(directGrace)
+			}
 			return true
 		}
 		if pkt == nil {
@@ -114,7 +116,9 @@ func (f *Flow) readDirect(only netip.AddrPort) (*packet, error) {
 			_ = f.conn.SetReadDeadline(time.Time{})
 		}
 		f.tok <- struct{}{}
-		f.grace.Reset(directGrace)
+		if !f.closed.Load() {
+			f.grace.Reset(directGrace)
+		}
 	}()
 	if dl := f.rdeadline.when(); !dl.IsZero() {
 		withDeadline = true
