@@ -176,20 +176,31 @@ func TestReadFromSource(t *testing.T) {
 	p1, p2 := listen(t, loop4), listen(t, loop4)
 	defer p1.Close()
 	defer p2.Close()
-	p1.WriteToUDPAddrPort(rtpPacket(1, 60), b.LocalTuple().Addr) // latched
+	a1 := netip.MustParseAddrPort(p1.LocalAddr().String())
+	to := b.LocalTuple().Addr
+	p1.WriteToUDPAddrPort(rtpPacket(1, 60), to) // latched
 	readOne(t, b)
-	b.SetActiveDestination(netip.MustParseAddrPort(p2.LocalAddr().String())) // re-opens the latch to p2's side
-	p2.WriteToUDPAddrPort(rtpPacket(2, 60), b.LocalTuple().Addr)
-	p2.WriteToUDPAddrPort(rtpPacket(3, 60), b.LocalTuple().Addr)
+	// p2 becomes the destination (the latch opens again), then p1 is latched
+	// anew: both sources are delivered, in the order they were sent.
+	b.SetActiveDestination(netip.MustParseAddrPort(p2.LocalAddr().String()))
+	p2.WriteToUDPAddrPort(rtpPacket(2, 60), to)
+	p2.WriteToUDPAddrPort(rtpPacket(3, 60), to)
+	p1.WriteToUDPAddrPort(rtpPacket(4, 60), to)
 	b.SetReadDeadline(time.Now().Add(5 * time.Second))
 	buf := make([]byte, 100)
-	// Filter to p1: p2's packets are discarded until the deadline.
-	b.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-	if _, err := b.ReadFromSource(buf, netip.MustParseAddrPort(p1.LocalAddr().String())); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("err %v", err)
+	if _, err := b.ReadFromSource(buf, a1); err != nil {
+		t.Fatalf("ReadFromSource: %v", err)
+	}
+	if seq := binary.BigEndian.Uint16(buf[2:]); seq != 4 {
+		t.Fatalf("got seq %d from p1, want 4", seq)
 	}
 	if d := b.Stats().Dropped[DropFiltered]; d != 2 {
-		t.Fatalf("DropFiltered = %d, want 2", d)
+		t.Fatalf("DropFiltered = %d, want 2 (p2's packets)", d)
+	}
+	// Filtered to a source that sends nothing: the deadline ends the read.
+	b.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := b.ReadFromSource(buf, a1); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("err %v", err)
 	}
 }
 

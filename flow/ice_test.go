@@ -38,12 +38,13 @@ func check(t *testing.T, user, pwd string, extra ...stun.Setter) *stun.Message {
 	return m
 }
 
-// roundTrip sends m from c to dst and returns the response (nil after 300 ms).
-func roundTrip(t *testing.T, c *net.UDPConn, dst netip.AddrPort, m *stun.Message) *stun.Message {
+// roundTrip sends m from c to dst and returns the response, or nil when none
+// came within wait.
+func roundTrip(t *testing.T, c *net.UDPConn, dst netip.AddrPort, m *stun.Message, wait time.Duration) *stun.Message {
 	t.Helper()
 	c.WriteToUDPAddrPort(m.Raw, dst)
 	buf := make([]byte, 1500)
-	c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+	c.SetReadDeadline(time.Now().Add(wait))
 	for {
 		n, _, err := c.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -72,7 +73,7 @@ func TestICELiteResponder(t *testing.T) {
 	to := f.LocalTuple().Addr
 
 	// Without credentials a check is dropped unanswered.
-	if res := roundTrip(t, agent, to, check(t, ufrag+":peer", pwd)); res != nil {
+	if res := roundTrip(t, agent, to, check(t, ufrag+":peer", pwd), 300*time.Millisecond); res != nil {
 		t.Fatalf("answered without ICE credentials: %v", res)
 	}
 	if err := f.SetICECredentials(ufrag, pwd, "peer"); err != nil {
@@ -101,14 +102,14 @@ func TestICELiteResponder(t *testing.T) {
 		{"role conflict", check(t, ufrag+":peer", pwd, rawAttr{stun.AttrICEControlled, make([]byte, 8)}), 487},
 	}
 	for _, c := range cases {
-		res := roundTrip(t, agent, to, c.m)
+		res := roundTrip(t, agent, to, c.m, 5*time.Second)
 		if got := errCode(res); got != c.want || res.Type.Class != stun.ClassErrorResponse {
 			t.Errorf("%s: response %v code %d, want %d", c.name, res, got, c.want)
 		}
 	}
 	// No FINGERPRINT: silently discarded.
 	nofp, _ := stun.Build(stun.TransactionID, stun.BindingRequest, stun.NewUsername(ufrag+":peer"), stun.NewShortTermIntegrity(pwd))
-	if res := roundTrip(t, agent, to, nofp); res != nil {
+	if res := roundTrip(t, agent, to, nofp, 300*time.Millisecond); res != nil {
 		t.Errorf("a check without FINGERPRINT was answered: %v", res)
 	}
 	if f.ActiveDestination().IsValid() {
@@ -116,7 +117,7 @@ func TestICELiteResponder(t *testing.T) {
 	}
 
 	// A good check: success with our address, integrity and fingerprint.
-	res := roundTrip(t, agent, to, check(t, ufrag+":peer", pwd))
+	res := roundTrip(t, agent, to, check(t, ufrag+":peer", pwd), 5*time.Second)
 	if res == nil || res.Type != stun.BindingSuccess {
 		t.Fatalf("good check: %v", res)
 	}
@@ -134,7 +135,7 @@ func TestICELiteResponder(t *testing.T) {
 		t.Fatal("a check without USE-CANDIDATE nominated")
 	}
 	// USE-CANDIDATE nominates: media goes to the agent and is accepted from it.
-	if res := roundTrip(t, agent, to, check(t, ufrag+":peer", pwd, rawAttr{stun.AttrUseCandidate, nil})); res == nil || res.Type != stun.BindingSuccess {
+	if res := roundTrip(t, agent, to, check(t, ufrag+":peer", pwd, rawAttr{stun.AttrUseCandidate, nil}), 5*time.Second); res == nil || res.Type != stun.BindingSuccess {
 		t.Fatalf("nominating check: %v", res)
 	}
 	if f.ActiveDestination() != me {
