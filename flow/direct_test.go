@@ -52,8 +52,13 @@ func TestDirectReadDeadlineAndOrder(t *testing.T) {
 		_, _, err := b.ReadFromAddrPort(make([]byte, 100))
 		errc <- err
 	}()
-	// Let the reader block (on the socket or the queue), then cut it short.
-	time.Sleep(20 * time.Millisecond) // not synchronisation: the test passes either way it blocks
+	// Wait (bounded poll) until the reader is inside ReadFrom, then cut it short.
+	for deadline := time.Now().Add(5 * time.Second); b.appWant.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the reader never entered ReadFrom")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	b.SetReadDeadline(time.Now().Add(-time.Second))
 	select {
 	case err := <-errc:
