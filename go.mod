@@ -15,6 +15,7 @@ require (
 	github.com/pion/transport/v3 v3.1.1
 	github.com/pion/transport/v5 v5.0.1
 	github.com/pion/turn/v3 v3.0.3
+	go.uber.org/goleak v1.3.0
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
 )

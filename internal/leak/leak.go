@@ -1,45 +1,54 @@
-// Package leak checks that a test leaves no goroutine behind.
+// Package leak checks that tests leave no goroutine behind, by comparing
+// goroutine stacks (go.uber.org/goleak), not counts: a goroutine that ended
+// elsewhere cannot hide one that leaked.
 package leak
 
 import (
-	"runtime"
-	"strings"
+	"fmt"
+	"os"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
+// wait is how long goroutines that are ending get to finish.
+const wait = 10 * time.Second
+
 // Check records the goroutines running now and, when the test ends, fails it if
-// more are running than before. Goroutines that are ending get up to 5 s (polled,
-// not slept) to finish; the stacks of the extra ones are printed on failure.
+// a goroutine that was not running before is still running after up to 10 s
+// (goleak polls; it does not sleep a fixed time). Tests using it must not run
+// in parallel with others.
 func Check(t testing.TB) {
 	t.Helper()
-	before := runtime.NumGoroutine()
+	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			n := runtime.NumGoroutine()
-			if n <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("leak: %d goroutines before the test, %d after:\n%s", before, n, filter(string(buf)))
-				return
-			}
-			runtime.Gosched()
-			time.Sleep(5 * time.Millisecond) // polling interval of a bounded wait, not synchronisation
+		if err := find(ignore); err != nil {
+			t.Errorf("leak: %v", err)
 		}
 	})
 }
 
-func filter(stacks string) string {
-	var out []string
-	for _, g := range strings.Split(stacks, "\n\n") {
-		if strings.Contains(g, "testing.(*T).Run") || strings.Contains(g, "testing.tRunner") && strings.Contains(g, "runtime.Stack") {
-			continue
+func find(opts ...goleak.Option) error {
+	deadline := time.Now().Add(wait)
+	for {
+		err := goleak.Find(opts...)
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
-		out = append(out, g)
 	}
-	return strings.Join(out, "\n\n")
+}
+
+// Main runs a package's tests and fails the run when any goroutine other than
+// the test framework's is left once they have finished: every test of the
+// package is covered, also those without Check. Use it as TestMain.
+func Main(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if err := find(); err != nil {
+			fmt.Fprintln(os.Stderr, "leak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
