@@ -62,10 +62,11 @@ func (f *Flow) StartDTLS(role dtlssrtp.Role, cfg dtlssrtp.Config) error {
 	if role == dtlssrtp.Client && !f.ActiveDestination().IsValid() {
 		return fmt.Errorf("%v flow: DTLS client: %w", f.cfg.Component, ErrNoDestination)
 	}
+	f.dtlsStart.Lock() // concurrent calls: one association at a time
+	defer f.dtlsStart.Unlock()
 	f.RequireSRTP(true)
 	f.stopDTLS() // a new association replaces the old one, and its keys
-	f.tx.Store(nil)
-	f.rx.Store(nil)
+	f.dropKeys(true, true)
 
 	v := &dtlssrtp.Verifier{}
 	f.mu.Lock()
@@ -120,8 +121,7 @@ func (f *Flow) runDTLS(ctx context.Context, a *dtlsAssoc, cfg dtlssrtp.Config) {
 		if released || ctx.Err() != nil || f.closed.Load() || f.dtls.Load() != a {
 			return // we ended it
 		}
-		f.tx.Store(nil)
-		f.rx.Store(nil)
+		f.dropKeys(true, true)
 		f.fail(&Error{f.cfg.Component, "dtls", err})
 	})
 }
@@ -135,14 +135,25 @@ func (f *Flow) applyDTLSKeys(a *dtlsAssoc) {
 		return
 	}
 	local, remote := a.sess.Keys()
-	if err := f.SetOutboundSRTP(local); err != nil {
+	if err := f.setTx(local); err != nil {
 		f.fail(&Error{f.cfg.Component, "dtls keys", err})
 		return
 	}
-	if err := f.SetInboundSRTP(remote, 0); err != nil {
+	if err := f.setRx(remote, 0); err != nil {
 		f.fail(&Error{f.cfg.Component, "dtls keys", err})
 		return
 	}
+	a.ep.established.Store(true)
+	var pin dtlssrtp.Fingerprint
+	if peer := a.verifier.PeerCertificate(); peer != nil {
+		for _, fp := range a.verifier.Fingerprints() {
+			if fp.Matches(peer) {
+				pin = fp
+				break
+			}
+		}
+	}
+	f.checkKeyed(Keyed{Suite: a.suite, DTLS: true, Role: a.role, PeerFingerprint: pin})
 	a.keyed = true
 	if linger := f.cfg.DTLSLinger; linger >= 0 {
 		if linger == 0 {
@@ -204,16 +215,14 @@ func (f *Flow) SetRemoteFingerprint(fps ...dtlssrtp.Fingerprint) error {
 		if peer := a.verifier.PeerCertificate(); peer == nil || !matchesAny(fps, peer) {
 			f.log.Debug("new remote fingerprint: ending the current DTLS association")
 			f.stopDTLS()
-			f.tx.Store(nil)
-			f.rx.Store(nil)
+			f.dropKeys(true, true)
 			return nil
 		}
 	}
 	if err := a.verifier.SetFingerprints(fps...); err != nil {
 		err = &Error{f.cfg.Component, "dtls fingerprint", err}
 		if errors.Is(err, dtlssrtp.ErrFingerprintMismatch) {
-			f.tx.Store(nil)
-			f.rx.Store(nil)
+			f.dropKeys(true, true)
 		}
 		return err
 	}
@@ -283,7 +292,7 @@ func (f *Flow) dtlsInbound(pkt *packet) bool {
 		f.stats.dropped[DropUnexpected].Add(1)
 		return false
 	}
-	if isDest, _ := f.source(pkt.from); !isDest {
+	if pkt.from != f.dst.Load().ap {
 		f.stats.dropped[DropSource].Add(1)
 		return false
 	}
@@ -294,14 +303,16 @@ func (f *Flow) dtlsInbound(pkt *packet) bool {
 // reader hands over and writes to the active destination, unprotected and
 // through the relay in TURN modes. Closing it never closes the flow's socket.
 type dtlsEndpoint struct {
-	f      *Flow
-	muted  atomic.Bool // writes are dropped (the DTLS state is being released)
-	held   *packet     // a datagram that did not fit the last Read; only Read uses it
-	sawCCS bool        // the peer's ChangeCipherSpec has arrived; only the reader uses it
-	in     chan *packet
-	closed chan struct{}
-	once   sync.Once
-	rdl    *deadline
+	f           *Flow
+	muted       atomic.Bool // writes are dropped (the DTLS state is being released)
+	established atomic.Bool // the handshake finished and the flow is keyed
+	budget      rateBudget  // records handed to pion once established; only push uses it
+	held        *packet     // a datagram that did not fit the last Read; only Read uses it
+	sawCCS      bool        // the peer's ChangeCipherSpec has arrived; only the reader uses it
+	in          chan *packet
+	closed      chan struct{}
+	once        sync.Once
+	rdl         *deadline
 }
 
 func newDTLSEndpoint(f *Flow) *dtlsEndpoint {
@@ -318,6 +329,20 @@ func (e *dtlsEndpoint) push(pkt *packet) bool {
 	if !e.sawCCS {
 		pkt.n, e.sawCCS = stripEarlyEpochs(pkt.buf[:pkt.n])
 		if pkt.n == 0 {
+			e.f.stats.dropped[DropUnexpected].Add(1)
+			return false
+		}
+	}
+	if e.established.Load() {
+		// Once keyed, only records protected under the current epoch can end
+		// or change the association (RFC 6347 §4.1.2.7): an epoch-0 alert or
+		// application-data record is unauthenticated and discarded. Epoch-0
+		// handshake and ChangeCipherSpec records stay: they are the peer's
+		// retransmitted final flight, which must be answered. What is left is
+		// rate-limited, so a flood of forged records costs a classification
+		// and a drop each, not a pion record decryption.
+		pkt.n = stripUnauthenticated(pkt.buf[:pkt.n])
+		if pkt.n == 0 || !e.budget.take(clock()) {
 			e.f.stats.dropped[DropUnexpected].Add(1)
 			return false
 		}
@@ -427,6 +452,54 @@ func stripEarlyEpochs(b []byte) (int, bool) {
 		i += size
 	}
 	return out, sawCCS
+}
+
+// stripUnauthenticated removes from the DTLS datagram b, in place, the
+// records of epoch 0 that are neither handshake (22) nor ChangeCipherSpec (20),
+// and anything that does not parse as a record, and returns the new length.
+func stripUnauthenticated(b []byte) int {
+	out := 0
+	for i := 0; len(b)-i >= 13; {
+		size := 13 + (int(b[i+11])<<8 | int(b[i+12]))
+		if size > len(b)-i {
+			break
+		}
+		epoch := int(b[i+3])<<8 | int(b[i+4])
+		if epoch != 0 || b[i] == 22 || b[i] == 20 {
+			out += copy(b[out:], b[i:i+size])
+		}
+		i += size
+	}
+	return out
+}
+
+// rateBudget is a token bucket of dtlsBurst datagrams refilled at dtlsRate per
+// second, for the DTLS records of an established association.
+type rateBudget struct {
+	tokens float64
+	last   time.Duration
+	init   bool
+}
+
+const (
+	dtlsRate  = 50
+	dtlsBurst = 20
+)
+
+func (r *rateBudget) take(now time.Duration) bool {
+	if !r.init {
+		r.tokens, r.last, r.init = dtlsBurst, now, true
+	}
+	r.tokens += (now - r.last).Seconds() * dtlsRate
+	r.last = now
+	if r.tokens > dtlsBurst {
+		r.tokens = dtlsBurst
+	}
+	if r.tokens < 1 {
+		return false
+	}
+	r.tokens--
+	return true
 }
 
 // ccsJoinWait bounds how long Read waits for the record that follows a

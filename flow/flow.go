@@ -27,6 +27,12 @@ const bufSize = 2048
 // DefaultQueueLen is the receive queue length used when Config.QueueLen is zero.
 const DefaultQueueLen = 128
 
+// Latching defaults (Config.LatchSilence, Config.LatchPackets).
+const (
+	DefaultLatchSilence = 2 * time.Second
+	DefaultLatchPackets = 5
+)
+
 // EventKind tells what happened to a flow.
 type EventKind int
 
@@ -36,13 +42,36 @@ const (
 	EventReady EventKind = iota + 1
 	// EventError: the flow failed (before or after it was ready); Event.Err says why.
 	EventError
+	// EventKeyed: the flow has SRTP keys in both directions now (SDES keys set,
+	// or a DTLS-SRTP association verified and keyed). Event.Keyed describes them.
+	EventKeyed
+	// EventSourceChanged: a latching flow adopted a new media source as its
+	// active destination (Event.From is the old one, zero for the first).
+	EventSourceChanged
 )
+
+// Keyed describes how a flow's media is protected, in an EventKeyed.
+type Keyed struct {
+	// Suite is the SRTP protection profile in use.
+	Suite srtp.Suite
+	// DTLS is true when the keys come from a DTLS-SRTP association, false for SDES.
+	DTLS bool
+	// Role is our DTLS role (DTLS only).
+	Role dtlssrtp.Role
+	// PeerFingerprint is the pinned fingerprint the peer's certificate
+	// matched (DTLS only).
+	PeerFingerprint dtlssrtp.Fingerprint
+}
 
 // Event is a change of a flow's state, passed to Config.OnEvent.
 type Event struct {
 	Flow *Flow
 	Kind EventKind
 	Err  error // an *Error for EventError
+	// Keyed is set for EventKeyed.
+	Keyed Keyed
+	// From and To are the old and new source of an EventSourceChanged.
+	From, To netip.AddrPort
 }
 
 // Config configures one flow. Zero fields take the documented defaults.
@@ -51,11 +80,30 @@ type Config struct {
 	Component Component
 	// NAT is the traversal mode, server and credentials.
 	NAT natmode.Config
-	// Latch makes the flow adopt the source of the first media packet as its
-	// active destination (symmetric RTP, "comedia"), instead of dropping media
-	// from addresses other than the active destination. It latches once per
-	// SetActiveDestination call (and once before the first call).
+	// Secure makes the flow refuse media in clear from the moment it exists:
+	// writes fail with ErrNotSecure until outbound SRTP keys are set, and
+	// received media is dropped (DropNotSecure) until inbound keys are set,
+	// whatever the order in which destinations and keys are given. A stream
+	// configured for SDES or DTLS-SRTP sets it.
+	Secure bool
+	// Latch makes the flow adopt the source of the first genuine media packet
+	// as its active destination (symmetric RTP, "comedia"), instead of
+	// dropping media from addresses other than the active destination. A
+	// packet is genuine when it passed every check, SRTP authentication and
+	// replay protection included on a keyed flow. The first packet latches
+	// (after each SetActiveDestination, and before the first call); after
+	// that a new source takes over only when the learned one has been silent
+	// for LatchSilence and the new one sent LatchPackets consecutive genuine
+	// packets meanwhile, so that a stranger's packets cannot hijack a live
+	// call ("RTP Bleed", CVE-2017-14099). Every switch is reported as an
+	// EventSourceChanged.
 	Latch bool
+	// LatchSilence is how long the learned source must have been silent before
+	// another may take over; zero means DefaultLatchSilence.
+	LatchSilence time.Duration
+	// LatchPackets is how many consecutive genuine packets a new source must
+	// send before it takes over; zero means DefaultLatchPackets.
+	LatchPackets int
 	// QueueLen bounds the receive queue of media packets; what overflows is
 	// dropped and counted as DropQueueFull. Zero means DefaultQueueLen.
 	QueueLen int
@@ -117,12 +165,15 @@ type Flow struct {
 	handed    *packet                   // media for that goroutine; only the token holder touches it
 	turn      atomic.Pointer[turnState] // TURN modes only
 
-	tx     atomic.Pointer[srtp.Encrypter] // outbound SRTP, nil = clear
-	rx     atomic.Pointer[srtp.Decrypter] // inbound SRTP, nil = clear
-	secure atomic.Bool                    // refuse clear media (DTLS-SRTP expected)
-	dtls   atomic.Pointer[dtlsAssoc]      // the current DTLS association
-	pins   []dtlssrtp.Fingerprint         // the peer's fingerprints; guarded by mu
-	ice    atomic.Pointer[iceState]       // ICE-lite responder credentials, nil = off
+	tx        atomic.Pointer[srtp.Encrypter] // outbound SRTP, nil = clear
+	rx        atomic.Pointer[srtp.Decrypter] // inbound SRTP, nil = clear
+	secure    atomic.Bool                    // refuse clear media (SRTP configured or DTLS-SRTP expected)
+	keyed     atomic.Bool                    // EventKeyed was emitted for the current keys
+	latch     latchState                     // Latch: candidate source; only the socket reader touches it
+	dtls      atomic.Pointer[dtlsAssoc]      // the current DTLS association
+	dtlsStart sync.Mutex                     // serialises StartDTLS
+	pins      []dtlssrtp.Fingerprint         // the peer's fingerprints; guarded by mu
+	ice       atomic.Pointer[iceState]       // ICE-lite responder credentials, nil = off
 }
 
 // destination is the active destination, replaced as a whole.
@@ -138,6 +189,8 @@ type packet struct {
 	n    int
 	from netip.AddrPort
 	addr net.Addr
+	// relayed: the datagram came through the TURN server (ICE answers on that path)
+	relayed bool
 }
 
 var packetPool = sync.Pool{New: func() any { return new(packet) }}
@@ -162,6 +215,12 @@ func New(ctx context.Context, conn PacketConn, cfg Config) (*Flow, error) {
 	if cfg.QueueLen <= 0 {
 		cfg.QueueLen = DefaultQueueLen
 	}
+	if cfg.LatchSilence <= 0 {
+		cfg.LatchSilence = DefaultLatchSilence
+	}
+	if cfg.LatchPackets <= 0 {
+		cfg.LatchPackets = DefaultLatchPackets
+	}
 	local, ok := addrPortOf(conn.LocalAddr())
 	if !ok {
 		return nil, &Error{cfg.Component, "bind", ErrInvalidAddress}
@@ -178,6 +237,7 @@ func New(ctx context.Context, conn PacketConn, cfg Config) (*Flow, error) {
 		server:    unmap(cfg.NAT.ServerAddr()),
 	}
 	f.dst.Store(&destination{latchOpen: cfg.Latch})
+	f.secure.Store(cfg.Secure)
 	if cfg.Logger != nil { // With clones the handler: not for the discard logger
 		f.log = cfg.Logger.With("component", cfg.Component.String())
 	}

@@ -172,7 +172,9 @@ func TestLatch(t *testing.T) {
 
 func TestReadFromSource(t *testing.T) {
 	leak.Check(t)
-	b := newFlow(t, loop4, Config{Latch: true})
+	// A latching flow whose sources take over at once (no silence needed, one
+	// packet), so that two sources are delivered.
+	b := newFlow(t, loop4, Config{Latch: true, LatchSilence: time.Nanosecond, LatchPackets: 1})
 	p1, p2 := listen(t, loop4), listen(t, loop4)
 	defer p1.Close()
 	defer p2.Close()
@@ -180,9 +182,8 @@ func TestReadFromSource(t *testing.T) {
 	to := b.LocalTuple().Addr
 	p1.WriteToUDPAddrPort(rtpPacket(1, 60), to) // latched
 	readOne(t, b)
-	// p2 becomes the destination (the latch opens again), then p1 is latched
-	// anew: both sources are delivered, in the order they were sent.
-	b.SetActiveDestination(netip.MustParseAddrPort(p2.LocalAddr().String()))
+	// p2 takes over, then p1 again: both sources are delivered, in the
+	// order they were sent.
 	p2.WriteToUDPAddrPort(rtpPacket(2, 60), to)
 	p2.WriteToUDPAddrPort(rtpPacket(3, 60), to)
 	p1.WriteToUDPAddrPort(rtpPacket(4, 60), to)

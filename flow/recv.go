@@ -3,6 +3,7 @@ package flow
 import (
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/reflow-go/reflow/internal/demux"
 )
@@ -13,7 +14,7 @@ func (f *Flow) receive(pkt *packet) bool {
 		f.stats.dropped[DropOversize].Add(1)
 		return false
 	}
-	if f.fromServer(pkt.from) {
+	if pkt.relayed = f.fromServer(pkt.from); pkt.relayed {
 		return f.handleServer(pkt)
 	}
 	return f.dispatch(pkt)
@@ -39,30 +40,64 @@ func (f *Flow) dispatch(pkt *packet) bool {
 	return false
 }
 
-// source reports whether src is the active destination (isDest) or may be
-// latched onto once the packet has proved genuine (latch).
-func (f *Flow) source(src netip.AddrPort) (isDest, latch bool) {
-	d := f.dst.Load()
-	if src == d.ap {
-		return true, false
-	}
-	return false, d.latchOpen
+// latchState is what a latching flow knows about its sources. Only the
+// goroutine that holds the socket (the reader, or a direct application reader)
+// touches it.
+type latchState struct {
+	lastDest time.Duration  // clock() of the last genuine packet from the destination
+	cand     netip.AddrPort // a source waiting to take over
+	count    int            // its consecutive genuine packets
 }
 
-// latchOnto makes src the active destination if the latch is still open, and
-// returns the net.Addr to report for packets from the destination.
-func (f *Flow) latchOnto(src netip.AddrPort) (net.Addr, bool) {
+var clockBase = time.Now()
+
+// clock is a monotonic reading.
+func clock() time.Duration { return time.Since(clockBase) }
+
+// accept decides, after pkt passed every check (SRTP included), whether it is
+// delivered; on a latching flow it applies the latching rule (see
+// Config.Latch). It returns the net.Addr to report.
+func (f *Flow) accept(pkt *packet) (net.Addr, bool) {
+	src := pkt.from
 	for {
 		d := f.dst.Load()
 		if src == d.ap {
-			return d.addr, true
+			if !f.cfg.Latch {
+				return d.addr, true
+			}
+			f.latch.lastDest, f.latch.count = clock(), 0
+			if !d.latchOpen {
+				return d.addr, true
+			}
+			// Media from the destination itself: the source is learned.
+			nd := &destination{ap: d.ap, addr: d.addr}
+			if f.dst.CompareAndSwap(d, nd) {
+				return nd.addr, true
+			}
+			continue
+		}
+		if !f.cfg.Latch {
+			return nil, false
 		}
 		if !d.latchOpen {
-			return nil, false
+			now := clock()
+			if d.ap.IsValid() && now-f.latch.lastDest < f.cfg.LatchSilence {
+				f.latch.cand, f.latch.count = netip.AddrPort{}, 0 // the learned source is alive
+				return nil, false
+			}
+			if f.latch.cand != src {
+				f.latch.cand, f.latch.count = src, 0
+			}
+			f.latch.count++
+			if f.latch.count < f.cfg.LatchPackets {
+				return nil, false
+			}
 		}
 		nd := &destination{ap: src, addr: net.UDPAddrFromAddrPort(src)}
 		if f.dst.CompareAndSwap(d, nd) {
-			f.log.Info("latched onto media source", "addr", src)
+			f.latch.lastDest, f.latch.cand, f.latch.count = clock(), netip.AddrPort{}, 0
+			f.log.Info("latched onto media source", "addr", src, "previous", d.ap)
+			f.emit(Event{Flow: f, Kind: EventSourceChanged, From: d.ap, To: src})
 			return nd.addr, true
 		}
 	}
@@ -72,8 +107,7 @@ func (f *Flow) latchOnto(src netip.AddrPort) (net.Addr, bool) {
 // application. A latching flow adopts a new source only after its packet
 // passed these checks.
 func (f *Flow) deliver(pkt *packet, kind demux.Kind) bool {
-	isDest, latch := f.source(pkt.from)
-	if !isDest && !latch {
+	if !f.cfg.Latch && pkt.from != f.dst.Load().ap {
 		f.stats.dropped[DropSource].Add(1)
 		return false
 	}
@@ -84,7 +118,7 @@ func (f *Flow) deliver(pkt *packet, kind demux.Kind) bool {
 	if !f.unprotect(pkt, kind) {
 		return false
 	}
-	addr, ok := f.latchOnto(pkt.from)
+	addr, ok := f.accept(pkt)
 	if !ok {
 		f.stats.dropped[DropSource].Add(1)
 		return false

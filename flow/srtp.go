@@ -15,20 +15,49 @@ var ErrNotSecure = errors.New("flow: media is not secured yet")
 // SetOutboundSRTP protects everything the application writes from now on
 // with k (SRTP for RTP, SRTCP for RTCP). It may be called at any time, also to
 // re-key while media flows. Nil keys (the zero Keys) turn protection off.
+//
+// On a flow with Config.Secure, the zero Keys do not turn protection off:
+// writes fail with ErrNotSecure until keys are set again.
 func (f *Flow) SetOutboundSRTP(k srtp.Keys) error {
+	if err := f.setTx(k); err != nil {
+		return err
+	}
+	f.checkKeyed(Keyed{Suite: k.Suite})
+	return nil
+}
+
+func (f *Flow) setTx(k srtp.Keys) error {
 	if f.closed.Load() {
 		return ErrClosed
 	}
 	if k.Suite == 0 {
-		f.tx.Store(nil)
+		f.dropKeys(true, false)
 		return nil
 	}
 	e, err := srtp.NewEncrypter(k)
 	if err != nil {
-		return fmt.Errorf("%v flow: outbound SRTP: %w", f.cfg.Component, err)
+		return &Error{f.cfg.Component, "outbound SRTP", err}
 	}
 	f.tx.Store(e)
 	return nil
+}
+
+// dropKeys forgets the outbound and/or inbound keys.
+func (f *Flow) dropKeys(tx, rx bool) {
+	if tx {
+		f.tx.Store(nil)
+	}
+	if rx {
+		f.rx.Store(nil)
+	}
+	f.keyed.Store(false)
+}
+
+// checkKeyed emits EventKeyed once when the flow has keys in both directions.
+func (f *Flow) checkKeyed(k Keyed) {
+	if f.IsSecure() && f.keyed.CompareAndSwap(false, true) {
+		f.emit(Event{Flow: f, Kind: EventKeyed, Keyed: k})
+	}
 }
 
 // SetInboundSRTP authenticates and decrypts every received media packet with
@@ -37,16 +66,24 @@ func (f *Flow) SetOutboundSRTP(k srtp.Keys) error {
 // off) are dropped and counted, never delivered. It may be called at any time
 // to re-key. The zero Keys turn unprotection off.
 func (f *Flow) SetInboundSRTP(k srtp.Keys, replayWindow int) error {
+	if err := f.setRx(k, replayWindow); err != nil {
+		return err
+	}
+	f.checkKeyed(Keyed{Suite: k.Suite})
+	return nil
+}
+
+func (f *Flow) setRx(k srtp.Keys, replayWindow int) error {
 	if f.closed.Load() {
 		return ErrClosed
 	}
 	if k.Suite == 0 {
-		f.rx.Store(nil)
+		f.dropKeys(false, true)
 		return nil
 	}
 	d, err := srtp.NewDecrypter(k, replayWindow)
 	if err != nil {
-		return fmt.Errorf("%v flow: inbound SRTP: %w", f.cfg.Component, err)
+		return &Error{f.cfg.Component, "inbound SRTP", err}
 	}
 	f.rx.Store(d)
 	return nil
@@ -54,8 +91,13 @@ func (f *Flow) SetInboundSRTP(k srtp.Keys, replayWindow int) error {
 
 // RequireSRTP makes the flow refuse to send or deliver media in clear until
 // outbound and inbound keys are set (used for DTLS-SRTP, where keys arrive
-// after the handshake).
-func (f *Flow) RequireSRTP(on bool) { f.secure.Store(on) }
+// after the handshake). On a flow created with Config.Secure it cannot be
+// turned off.
+func (f *Flow) RequireSRTP(on bool) { f.secure.Store(on || f.cfg.Secure) }
+
+// Secure reports whether the flow refuses clear media (Config.Secure, or
+// DTLS-SRTP started).
+func (f *Flow) Secure() bool { return f.secure.Load() }
 
 // protect returns p protected for the wire, in a pooled buffer the caller
 // releases with putPacket (nil when no protection applies).

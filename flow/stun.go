@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"time"
 
@@ -23,14 +24,70 @@ const (
 
 // stunTxn is one outstanding STUN transaction of the flow's own STUN client.
 type stunTxn struct {
-	id  [stun.TransactionIDSize]byte
-	res chan *stun.Message // buffered 1
+	id     [stun.TransactionIDSize]byte
+	server netip.AddrPort
+	res    chan *stun.Message // buffered 1
 }
 
 // fromServer reports whether a datagram on the UDP socket came from the flow's
-// STUN or TURN-over-UDP server.
+// STUN or TURN-over-UDP server (once its address is known).
 func (f *Flow) fromServer(src netip.AddrPort) bool {
-	return f.cfg.NAT.Mode != natmode.None && src == f.server
+	switch mode := f.cfg.NAT.Mode; {
+	case mode == natmode.STUNBinding:
+		if txn := f.stunTxn.Load(); txn != nil {
+			return src == txn.server
+		}
+		return src == f.server && f.server.IsValid()
+	case mode.IsTURN():
+		t := f.turn.Load()
+		return t != nil && src == t.server
+	}
+	return false
+}
+
+// natServer returns the STUN or TURN server's resolved address, or the
+// zero AddrPort before it is known (a Host not yet resolved) or in mode None.
+func (f *Flow) natServer() netip.AddrPort {
+	switch mode := f.cfg.NAT.Mode; {
+	case mode == natmode.STUNBinding:
+		if txn := f.stunTxn.Load(); txn != nil {
+			return txn.server
+		}
+		return f.server
+	case mode.IsTURN():
+		if t := f.turn.Load(); t != nil {
+			return t.server
+		}
+		return f.server
+	}
+	return netip.AddrPort{}
+}
+
+// resolveServer returns the server's address (resolving a host name under
+// ctx, in the local address's family) and the name for TLS verification.
+func (f *Flow) resolveServer(ctx context.Context) (netip.AddrPort, string, error) {
+	nat := f.cfg.NAT
+	host, port, err := nat.HostPort()
+	if err != nil {
+		return netip.AddrPort{}, "", err
+	}
+	if nat.Server.Addr().IsValid() {
+		return unmap(nat.ServerAddr()), host, nil
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return netip.AddrPortFrom(ip.Unmap(), port), host, nil
+	}
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return netip.AddrPort{}, "", fmt.Errorf("resolve %q: %w", host, err)
+	}
+	want4 := f.local.Addr.Addr().Unmap().Is4()
+	for _, ip := range ips {
+		if ip = ip.Unmap(); ip.Is4() == want4 {
+			return netip.AddrPortFrom(ip, port), host, nil
+		}
+	}
+	return netip.AddrPort{}, "", fmt.Errorf("%q has no address of the local address's family (%v)", host, ips)
 }
 
 // handleServer takes a datagram from the NAT server; it returns true when it kept pkt.
@@ -58,7 +115,7 @@ func (f *Flow) stunInbound(b []byte) {
 		return
 	}
 	txn := f.stunTxn.Load()
-	if txn == nil || m.TransactionID != txn.id || m.Type.Method != stun.MethodBinding ||
+	if txn == nil || txn.res == nil || m.TransactionID != txn.id || m.Type.Method != stun.MethodBinding ||
 		(m.Type.Class != stun.ClassSuccessResponse && m.Type.Class != stun.ClassErrorResponse) {
 		f.stats.dropped[DropUnexpected].Add(1)
 		return
@@ -74,13 +131,17 @@ func (f *Flow) stunInbound(b []byte) {
 func (f *Flow) discover(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.NAT.TimeoutOrDefault())
 	defer cancel()
+	server, _, err := f.resolveServer(ctx)
+	if err != nil {
+		return &Error{f.cfg.Component, "stun binding", fmt.Errorf("%w: %w", ErrSTUNTimeout, err)}
+	}
 	req, err := stunx.NewBindingRequest()
 	if err != nil {
 		return &Error{f.cfg.Component, "stun binding", err}
 	}
-	txn := &stunTxn{id: req.TransactionID, res: make(chan *stun.Message, 1)}
+	txn := &stunTxn{id: req.TransactionID, server: server, res: make(chan *stun.Message, 1)}
 	f.stunTxn.Store(txn)
-	defer f.stunTxn.Store(nil)
+	defer f.stunTxn.Store(&stunTxn{server: server}) // no transaction; the server stays known
 
 	rto := stunRTO
 	timer := time.NewTimer(0)
@@ -88,7 +149,7 @@ func (f *Flow) discover(ctx context.Context) error {
 	<-timer.C
 	for sent := 0; ; {
 		if sent < stunRc {
-			if _, err := f.conn.WriteToUDPAddrPort(req.Raw, f.server); err != nil && !isTransient(err) {
+			if _, err := f.conn.WriteToUDPAddrPort(req.Raw, server); err != nil && !isTransient(err) {
 				return &Error{f.cfg.Component, "stun binding", errors.Join(ErrSocket, err)}
 			}
 			sent++
@@ -114,25 +175,25 @@ func (f *Flow) discover(ctx context.Context) error {
 			f.reflexive = Tuple{UDP, addr}
 			f.mu.Unlock()
 			f.log.Debug("stun binding done", "reflexive", addr)
-			f.startKeepalive()
+			f.startKeepaliveTo(server)
 			return nil
 		case <-timer.C:
 			if sent >= stunRc {
-				return &Error{f.cfg.Component, "stun binding", fmt.Errorf("%w after %d requests to %s", ErrSTUNTimeout, sent, f.server)}
+				return &Error{f.cfg.Component, "stun binding", fmt.Errorf("%w after %d requests to %s", ErrSTUNTimeout, sent, server)}
 			}
 		case <-ctx.Done():
 			err := ctx.Err()
 			if errors.Is(err, context.DeadlineExceeded) {
-				err = fmt.Errorf("%w: no answer from %s within %v", ErrSTUNTimeout, f.server, f.cfg.NAT.TimeoutOrDefault())
+				err = fmt.Errorf("%w: no answer from %s within %v", ErrSTUNTimeout, server, f.cfg.NAT.TimeoutOrDefault())
 			}
 			return &Error{f.cfg.Component, "stun binding", err}
 		}
 	}
 }
 
-// startKeepalive sends a Binding indication to the STUN server every keep-alive
+// startKeepaliveTo sends a Binding indication to server every keep-alive
 // interval, which keeps the NAT binding open (RFC 8489 §5, RFC 5626 §4.4.2 style).
-func (f *Flow) startKeepalive() {
+func (f *Flow) startKeepaliveTo(server netip.AddrPort) {
 	every := f.cfg.NAT.KeepaliveOrDefault()
 	if every <= 0 {
 		return
@@ -152,7 +213,7 @@ func (f *Flow) startKeepalive() {
 		f.mu.Unlock()
 		defer f.wg.Done()
 		if ind, err := stunx.NewBindingIndication(); err == nil {
-			_, _ = f.conn.WriteToUDPAddrPort(ind.Raw, f.server)
+			_, _ = f.conn.WriteToUDPAddrPort(ind.Raw, server)
 		}
 		f.mu.Lock()
 		if !f.closed.Load() {

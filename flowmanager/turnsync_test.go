@@ -58,9 +58,10 @@ func (c *countingConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	return n, a, err
 }
 
-// Refreshes over 30 fake minutes with a 60 s lifetime: the allocation is
-// refreshed every 30 s (60 times) and the permission every 120 s (15 times
-// after the first CreatePermission), and nothing is reported lost.
+// Refreshes over 30 fake minutes with a 60 s lifetime and the default 30 s
+// liveness bound: the allocation is refreshed every 15 s (120 times), the
+// active destination's channel binding (and with it the permission) every
+// 120 s (15 times after the first ChannelBind), and nothing is reported lost.
 func TestTURNRefreshOverThirtyMinutes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		n := memnet.New()
@@ -99,16 +100,19 @@ func TestTURNRefreshOverThirtyMinutes(t *testing.T) {
 		}
 		s.RTP().SetActiveDestination(netip.MustParseAddrPort("192.0.2.99:4000"))
 		synctest.Wait()
-		if got := cc.permission.Load(); got != 1 {
-			t.Fatalf("%d CreatePermission after SetActiveDestination, want 1", got)
+		if got := cc.channel.Load(); got != 1 {
+			t.Fatalf("%d ChannelBind after SetActiveDestination, want 1", got)
 		}
 		time.Sleep(30*time.Minute + time.Second)
 		synctest.Wait()
-		if got := cc.refresh.Load(); got != 60 {
-			t.Errorf("%d allocation refreshes in 30 min, want 60", got)
+		if got := cc.refresh.Load(); got != 120 {
+			t.Errorf("%d allocation refreshes in 30 min, want 120", got)
 		}
-		if got := cc.permission.Load(); got != 1+15 {
-			t.Errorf("%d CreatePermission requests in 30 min, want 16", got)
+		if got := cc.channel.Load(); got != 1+15 {
+			t.Errorf("%d ChannelBind requests in 30 min, want 16", got)
+		}
+		if got := cc.permission.Load(); got != 0 {
+			t.Errorf("%d CreatePermission requests, want none (ChannelBind installs the permission)", got)
 		}
 		select {
 		case err := <-r.errs:
@@ -117,8 +121,8 @@ func TestTURNRefreshOverThirtyMinutes(t *testing.T) {
 		}
 		s.Close()
 		synctest.Wait()
-		if got := cc.refresh.Load(); got != 61 { // the deallocation: Refresh with LIFETIME 0
-			t.Errorf("%d refreshes after Close, want 61 (one deallocation)", got)
+		if got := cc.refresh.Load(); got != 121 { // the deallocation: Refresh with LIFETIME 0
+			t.Errorf("%d refreshes after Close, want 121 (one deallocation)", got)
 		}
 	})
 }

@@ -4,52 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/reflow-go/reflow/internal/goid"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/reflow-go/reflow/dtlssrtp"
 	"github.com/reflow-go/reflow/flow"
+	"github.com/reflow-go/reflow/internal/notify"
 	"github.com/reflow-go/reflow/internal/pionlog"
 	"github.com/reflow-go/reflow/natmode"
 	"github.com/reflow-go/reflow/srtp"
 )
-
-// Handler receives a stream's events (reflow's MediaStreamHandler). Calls are
-// made one at a time, in order, on a goroutine owned by the stream, never with a
-// lock held; a handler may call any method of the stream, Close included.
-type Handler interface {
-	// OnReady is called once, when every flow of the stream has finished its NAT
-	// setup, with the session tuples to advertise (in SDP). rtcp is the zero
-	// Tuple when RTCP is off (RTCP then shares the RTP flow, rtcp-mux).
-	OnReady(s *Stream, rtp, rtcp flow.Tuple)
-	// OnError is called for every failure, before or after ready. err is a
-	// *flow.Error naming the component, matching the flow package's sentinels.
-	OnError(s *Stream, err error)
-}
-
-// HandlerFuncs adapts two functions to Handler; a nil function ignores its event.
-type HandlerFuncs struct {
-	Ready func(s *Stream, rtp, rtcp flow.Tuple)
-	Error func(s *Stream, err error)
-}
-
-// OnReady calls h.Ready.
-func (h HandlerFuncs) OnReady(s *Stream, rtp, rtcp flow.Tuple) {
-	if h.Ready != nil {
-		h.Ready(s, rtp, rtcp)
-	}
-}
-
-// OnError calls h.Error.
-func (h HandlerFuncs) OnError(s *Stream, err error) {
-	if h.Error != nil {
-		h.Error(s, err)
-	}
-}
 
 // Config describes one media stream. Zero fields take the documented defaults.
 type Config struct {
@@ -63,14 +31,47 @@ type Config struct {
 	RTCP bool
 	// NAT is the traversal mode, server and credentials for both flows.
 	NAT natmode.Config
+	// Security is how the stream's media is protected. With SDES or DTLS the
+	// stream never sends or delivers clear RTP or RTCP, from the moment it
+	// exists until its keys are in place, whatever the order in which the
+	// application sets destinations and keys. Zero is Plain.
+	Security Security
 	// Latch makes each flow adopt the first media source as its destination
-	// (symmetric RTP); see flow.Config.Latch.
+	// (symmetric RTP); a learned source is replaced only under the rule of
+	// flow.Config.Latch, and each switch reaches SourceHandler.
 	Latch bool
 	// QueueLen is each flow's receive queue length; zero means flow.DefaultQueueLen.
 	QueueLen int
 	// ReplayWindow is the SRTP/SRTCP replay window of inbound sessions: zero
 	// means srtp.DefaultReplayWindow (64), negative turns replay protection off.
 	ReplayWindow int
+}
+
+// Security says how a stream's media is protected.
+type Security int
+
+// The security settings of a stream.
+const (
+	// Plain: media in clear unless SRTP keys are set (SetOutboundSRTP / SetInboundSRTP).
+	Plain Security = iota
+	// SDES: SRTP keyed with SetOutboundSRTP and SetInboundSRTP (a=crypto, RFC 4568);
+	// no clear media ever.
+	SDES
+	// DTLS: SRTP keyed by DTLS-SRTP (StartDTLS, RFC 5763/5764); no clear media ever.
+	DTLS
+)
+
+// String returns the setting's name.
+func (s Security) String() string {
+	switch s {
+	case Plain:
+		return "plain"
+	case SDES:
+		return "sdes"
+	case DTLS:
+		return "dtls"
+	}
+	return fmt.Sprintf("Security(%d)", int(s))
 }
 
 // Env is what the owning manager shares with its streams.
@@ -100,23 +101,22 @@ type Stream struct {
 	rtp     *flow.Flow
 	rtcp    *flow.Flow
 	flows   []*flow.Flow
-	done    chan struct{}
+	q       notify.Queue  // handler calls
+	closed  chan struct{} // closed when Close has released the stream's resources
+	done    chan struct{} // closed after closed, once the last handler call returned
 	closing atomic.Bool
+	dtlsMu  sync.Mutex // serialises StartDTLS
 
-	mu       sync.Mutex
-	ready    map[*flow.Flow]bool
-	fired    bool // OnReady was queued
-	failed   error
-	pending  []event
-	running  bool
-	runnerID uint64
-	wg       sync.WaitGroup
-}
-
-type event struct {
-	ready     bool
-	rtp, rtcp flow.Tuple
-	err       error
+	mu         sync.Mutex
+	ready      map[*flow.Flow]bool
+	fired      bool // OnReady was queued
+	readyCh    chan struct{}
+	failed     error // the root cause of the current failure
+	failedDTLS bool  // it came from DTLS: a new association may clear it
+	failCh     chan struct{}
+	keyed      map[*flow.Flow]flow.Keyed
+	keyedFired bool
+	keyedCh    chan struct{} // closed when the current keying completed
 }
 
 // New binds the stream's sockets and starts the NAT setup of its flows. A bind
@@ -128,6 +128,12 @@ func New(ctx context.Context, cfg Config, h Handler, env Env) (*Stream, error) {
 	}
 	if !cfg.LocalAddr.IsValid() {
 		return nil, fmt.Errorf("%w: LocalAddr is required", ErrInvalidConfig)
+	}
+	if cfg.Security < Plain || cfg.Security > DTLS {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, cfg.Security)
+	}
+	if cfg.Security == DTLS && env.DTLS == nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, ErrNoDTLS)
 	}
 	if err := cfg.NAT.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
@@ -141,15 +147,20 @@ func New(ctx context.Context, cfg Config, h Handler, env Env) (*Stream, error) {
 		return nil, err
 	}
 	s := &Stream{
-		cfg:   cfg,
-		env:   env,
-		h:     h,
-		log:   pionlog.OrDiscard(env.Logger),
-		done:  make(chan struct{}),
-		ready: make(map[*flow.Flow]bool, 2),
+		cfg:     cfg,
+		env:     env,
+		h:       h,
+		log:     pionlog.OrDiscard(env.Logger),
+		closed:  make(chan struct{}),
+		done:    make(chan struct{}),
+		ready:   make(map[*flow.Flow]bool, 2),
+		readyCh: make(chan struct{}),
+		failCh:  make(chan struct{}),
+		keyed:   make(map[*flow.Flow]flow.Keyed, 2),
+		keyedCh: make(chan struct{}),
 	}
 	fc := flow.Config{NAT: cfg.NAT, Latch: cfg.Latch, QueueLen: cfg.QueueLen, Logger: env.Logger,
-		DTLSLinger: env.DTLSLinger, OnEvent: s.onFlowEvent}
+		Secure: cfg.Security != Plain, DTLSLinger: env.DTLSLinger, OnEvent: s.onFlowEvent}
 	// Hold the lock so that events of a flow that is ready at once wait until
 	// both flows are known.
 	s.mu.Lock()
@@ -183,10 +194,14 @@ func New(ctx context.Context, cfg Config, h Handler, env Env) (*Stream, error) {
 // SetOutboundSRTP protects what the stream sends with k, our SDES key (reflow's
 // createOutboundSRTPSession): SRTP on the RTP flow, SRTCP on the RTCP flow (or
 // on the RTP flow with rtcp-mux). It may be called at any time, also to re-key
-// while media flows; the zero Keys turn protection off.
+// while media flows. On a Plain stream the zero Keys turn protection off; on
+// an SDES or DTLS stream they stop sending instead.
 func (s *Stream) SetOutboundSRTP(k srtp.Keys) error {
 	if s.closing.Load() {
 		return ErrClosed
+	}
+	if k.Suite == 0 {
+		s.unkeyed()
 	}
 	for _, f := range s.flows {
 		if err := f.SetOutboundSRTP(k); err != nil {
@@ -204,12 +219,26 @@ func (s *Stream) SetInboundSRTP(k srtp.Keys) error {
 	if s.closing.Load() {
 		return ErrClosed
 	}
+	if k.Suite == 0 {
+		s.unkeyed()
+	}
 	for _, f := range s.flows {
 		if err := f.SetInboundSRTP(k, s.cfg.ReplayWindow); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// unkeyed forgets that the stream was keyed: the next keying is reported again.
+func (s *Stream) unkeyed() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.keyed)
+	if s.keyedFired {
+		s.keyedFired = false
+		s.keyedCh = make(chan struct{})
+	}
 }
 
 // ErrNoDTLS is returned by DTLS methods of a stream whose manager has no DTLS configuration.
@@ -252,9 +281,16 @@ func (s *Stream) SetRemoteFingerprint(fps ...dtlssrtp.Fingerprint) error {
 // StartDTLS starts (or, for a re-offer with a new fingerprint, restarts)
 // DTLS-SRTP on every flow of the stream in role: as client towards the flow's
 // active destination, as server answering a ClientHello from it (reflow's
-// startDtlsClient). It returns at once. Until a flow's handshake has finished
-// and the peer matches the pinned fingerprint, that flow sends and delivers no
-// media. Failures reach OnError, matching the dtlssrtp sentinels.
+// startDtlsClient). It returns at once; OnKeyed (and WaitKeyed) tell when
+// every flow is keyed.
+//
+// It is atomic per stream: the preconditions of every flow are checked before
+// any flow changes (a client needs an active destination on each flow), and
+// concurrent calls are serialised. Until a flow's handshake has finished and
+// the peer matches the pinned fingerprint, that flow sends and delivers no
+// media. A restart never reports the old association's end as an error, and a
+// DTLS failure reported before is cleared once the new association keys.
+// Failures reach OnError, matching the dtlssrtp sentinels.
 func (s *Stream) StartDTLS(role dtlssrtp.Role) error {
 	if s.closing.Load() {
 		return ErrClosed
@@ -262,10 +298,31 @@ func (s *Stream) StartDTLS(role dtlssrtp.Role) error {
 	if s.env.DTLS == nil {
 		return ErrNoDTLS
 	}
+	if s.cfg.Security == SDES {
+		return fmt.Errorf("%w: DTLS on a stream configured for SDES", ErrInvalidConfig)
+	}
 	cfg, err := s.env.DTLS()
 	if err != nil {
 		return err
 	}
+	s.dtlsMu.Lock()
+	defer s.dtlsMu.Unlock()
+	if role == dtlssrtp.Client {
+		for _, f := range s.flows {
+			if !f.ActiveDestination().IsValid() {
+				return fmt.Errorf("%v flow: DTLS client: %w", f.Component(), flow.ErrNoDestination)
+			}
+		}
+	}
+	s.mu.Lock()
+	if s.failed != nil && s.failedDTLS {
+		// The application restarts DTLS in answer to a DTLS failure: the
+		// new association starts clean.
+		s.failed, s.failedDTLS = nil, false
+		s.failCh = make(chan struct{})
+	}
+	s.mu.Unlock()
+	s.unkeyed()
 	for _, f := range s.flows {
 		if err := f.StartDTLS(role, cfg); err != nil {
 			return err
@@ -301,10 +358,11 @@ func (s *Stream) Flows() []*flow.Flow { return append([]*flow.Flow(nil), s.flows
 // Config returns the stream's configuration.
 func (s *Stream) Config() Config { return s.cfg }
 
-// Done is closed when the stream is closed.
+// Done is closed once the stream is closed and its last handler call has
+// returned. A handler must not wait for it (it would wait for itself).
 func (s *Stream) Done() <-chan struct{} { return s.done }
 
-// Err returns the stream's first failure, or nil.
+// Err returns the root cause of the stream's current failure, or nil.
 func (s *Stream) Err() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -318,6 +376,56 @@ func (s *Stream) IsReady() bool {
 	return s.fired
 }
 
+// WaitReady waits until every flow is ready and returns the session tuples
+// OnReady gets. It returns the stream's failure, ErrClosed, or ctx's error
+// if one comes first.
+func (s *Stream) WaitReady(ctx context.Context) (rtp, rtcp flow.Tuple, err error) {
+	s.mu.Lock()
+	ready, failCh := s.readyCh, s.failCh
+	s.mu.Unlock()
+	select {
+	case <-ready:
+		rtp = s.rtp.SessionTuple()
+		if s.rtcp != nil {
+			rtcp = s.rtcp.SessionTuple()
+		}
+		return rtp, rtcp, nil
+	case <-failCh:
+		return rtp, rtcp, s.Err()
+	case <-s.closed:
+		return rtp, rtcp, ErrClosed
+	case <-ctx.Done():
+		return rtp, rtcp, ctx.Err()
+	}
+}
+
+// WaitKeyed waits until every flow of the stream has SRTP keys in both
+// directions (see KeyedHandler) and returns the RTP flow's. It returns the
+// stream's failure, ErrClosed, or ctx's error if one comes first.
+func (s *Stream) WaitKeyed(ctx context.Context) (flow.Keyed, error) {
+	for {
+		s.mu.Lock()
+		keyedCh, failCh := s.keyedCh, s.failCh
+		s.mu.Unlock()
+		select {
+		case <-keyedCh:
+			s.mu.Lock()
+			k, fired, same := s.keyed[s.rtp], s.keyedFired, keyedCh == s.keyedCh
+			s.mu.Unlock()
+			if fired && same {
+				return k, nil
+			}
+			// a restart began meanwhile: wait for the new keys
+		case <-failCh:
+			return flow.Keyed{}, s.Err()
+		case <-s.closed:
+			return flow.Keyed{}, ErrClosed
+		case <-ctx.Done():
+			return flow.Keyed{}, ctx.Err()
+		}
+	}
+}
+
 func (s *Stream) onFlowEvent(ev flow.Event) {
 	switch ev.Kind {
 	case flow.EventReady:
@@ -327,12 +435,46 @@ func (s *Stream) onFlowEvent(ev flow.Event) {
 		s.checkReady()
 	case flow.EventError:
 		s.mu.Lock()
-		if s.failed == nil {
-			s.failed = ev.Err
+		if s.failed != nil {
+			s.mu.Unlock()
+			// A consequence of the failure already reported.
+			s.log.Debug("stream already failed; not reported again", "err", ev.Err, "cause", s.failed)
+			return
 		}
+		s.failed = ev.Err
+		s.failedDTLS = isDTLSError(ev.Err)
+		close(s.failCh)
 		s.mu.Unlock()
-		s.post(event{err: ev.Err})
+		s.post(func() { s.h.OnError(s, ev.Err) })
+	case flow.EventKeyed:
+		s.mu.Lock()
+		s.keyed[ev.Flow] = ev.Keyed
+		if s.keyedFired || len(s.keyed) < len(s.flows) {
+			s.mu.Unlock()
+			return
+		}
+		s.keyedFired = true
+		close(s.keyedCh)
+		if s.failed != nil && s.failedDTLS && ev.Keyed.DTLS {
+			// A new association keyed: the DTLS failure is over.
+			s.failed, s.failedDTLS = nil, false
+			s.failCh = make(chan struct{})
+		}
+		k := s.keyed[s.rtp]
+		s.mu.Unlock()
+		if kh, ok := s.h.(KeyedHandler); ok {
+			s.post(func() { kh.OnKeyed(s, k) })
+		}
+	case flow.EventSourceChanged:
+		if sh, ok := s.h.(SourceHandler); ok {
+			s.post(func() { sh.OnSourceChanged(s, ev.Flow, ev.From, ev.To) })
+		}
 	}
+}
+
+func isDTLSError(err error) bool {
+	var fe *flow.Error
+	return errors.As(err, &fe) && strings.HasPrefix(fe.Op, "dtls")
 }
 
 // checkReady queues OnReady once every flow is ready and none has failed.
@@ -349,77 +491,47 @@ func (s *Stream) checkReady() {
 		}
 	}
 	s.fired = true
-	ev := event{ready: true, rtp: s.rtp.SessionTuple()}
+	close(s.readyCh)
+	rtp := s.rtp.SessionTuple()
+	var rtcp flow.Tuple
 	if s.rtcp != nil {
-		ev.rtcp = s.rtcp.SessionTuple()
+		rtcp = s.rtcp.SessionTuple()
 	}
 	s.mu.Unlock()
-	s.post(ev)
+	s.post(func() { s.h.OnReady(s, rtp, rtcp) })
 }
 
-// post queues an event for the handler, starting the dispatch goroutine if none runs.
-func (s *Stream) post(ev event) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closing.Load() {
-		return
-	}
-	s.pending = append(s.pending, ev)
-	if !s.running {
-		s.running = true
-		s.wg.Add(1)
-		go s.dispatch()
+// post queues a handler call (internal/notify: ordered, never blocking).
+func (s *Stream) post(fn func()) {
+	if !s.q.Post(fn) && !s.q.Closed() {
+		s.log.Warn("handler queue full: event dropped")
 	}
 }
 
-// dispatch delivers queued events in order and ends when the queue is empty.
-func (s *Stream) dispatch() {
-	defer s.wg.Done()
-	id := goid.Current()
-	s.mu.Lock()
-	s.runnerID = id
-	s.mu.Unlock()
-	for {
-		s.mu.Lock()
-		if len(s.pending) == 0 || s.closing.Load() {
-			s.pending = nil
-			s.running = false
-			s.runnerID = 0
-			s.mu.Unlock()
-			return
-		}
-		ev := s.pending[0]
-		s.pending = s.pending[1:]
-		s.mu.Unlock()
-		if ev.ready {
-			s.h.OnReady(s, ev.rtp, ev.rtcp)
-		} else {
-			s.h.OnError(s, ev.err)
-		}
-	}
-}
-
-// Close closes the stream's flows (RTCP first), stops event delivery and waits
-// for the stream's goroutines. It is idempotent and may be called from a
-// Handler method; no handler call starts after Close returns.
+// Close closes the stream's flows (RTCP first) and stops event delivery: no
+// handler call starts after Close returns. It is idempotent and safe from any
+// goroutine, a Handler method included. It returns once the stream's own
+// resources (sockets, allocations, goroutines) are released; it does not wait
+// for a handler call in progress (Done tells when that has returned), so a
+// handler that closes its stream, or one that blocks while another goroutine
+// closes it, cannot deadlock Close.
 func (s *Stream) Close() error {
 	if !s.closing.CompareAndSwap(false, true) {
-		<-s.done
+		<-s.closed
 		return nil
 	}
+	s.q.Close()
 	var errs []error
 	for i := len(s.flows) - 1; i >= 0; i-- {
 		if err := s.flows[i].Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	s.mu.Lock()
-	inHandler := s.running && s.runnerID == goid.Current()
-	s.mu.Unlock()
-	if !inHandler {
-		s.wg.Wait()
-	}
-	close(s.done)
+	close(s.closed)
+	go func() { // Done: after the last handler call (never blocks Close)
+		<-s.q.Done()
+		close(s.done)
+	}()
 	if s.env.OnClose != nil {
 		s.env.OnClose(s)
 	}

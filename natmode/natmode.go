@@ -58,7 +58,39 @@ const (
 	DefaultSTUNPort = 3478
 	// DefaultTURNSPort is the port used for TURNTLS when Server has port 0 (5349).
 	DefaultTURNSPort = 5349
+	// DefaultLiveness is how soon a dead or restarted TURN server is
+	// reported (Config.Liveness).
+	DefaultLiveness = 30 * time.Second
+	// MinLiveness is the smallest Config.Liveness accepted.
+	MinLiveness = 5 * time.Second
 )
+
+// Family selects the address family of a TURN relay (RFC 8656 §7.2, §18.9, §18.11).
+type Family int
+
+// The relay address families.
+const (
+	// FamilyDefault sends no family attribute: the server allocates IPv4.
+	// Servers that do not know the attributes accept it.
+	FamilyDefault Family = iota
+	// FamilyIPv4 asks for an IPv4 relay explicitly (REQUESTED-ADDRESS-FAMILY 0x01).
+	FamilyIPv4
+	// FamilyIPv6 asks for an IPv6 relay only (REQUESTED-ADDRESS-FAMILY 0x02).
+	FamilyIPv6
+	// FamilyBoth asks for an IPv4 and an IPv6 relay (ADDITIONAL-ADDRESS-FAMILY 0x02);
+	// a server that cannot give IPv6 still gives IPv4.
+	FamilyBoth
+)
+
+var familyNames = [...]string{"default", "ipv4", "ipv6", "both"}
+
+// String returns "default", "ipv4", "ipv6" or "both".
+func (f Family) String() string {
+	if f < 0 || int(f) >= len(familyNames) {
+		return fmt.Sprintf("Family(%d)", int(f))
+	}
+	return familyNames[f]
+}
 
 // Config is the NAT traversal configuration of one media stream. The zero value means None.
 type Config struct {
@@ -66,6 +98,13 @@ type Config struct {
 	Mode Mode
 	// Server is the STUN or TURN server. Port 0 means 3478 (5349 for TURNTLS).
 	Server netip.AddrPort
+	// Host names the server when Server is not set: a DNS name or an IP
+	// literal, with an optional port ("turn.example.com", "turn.example.com:443",
+	// "[2001:db8::1]:3478"). The flow resolves it under its setup context
+	// and uses the first address of its local address's family. For TURNTLS
+	// it is also the default ServerName. ParseURI fills it from a
+	// stun:/turn:/turns: URI.
+	Host string
 	// Username and Password are the TURN long-term credentials (RFC 8489 §9.2).
 	// The realm and nonce come from the server.
 	Username, Password string
@@ -75,7 +114,7 @@ type Config struct {
 	// Zero means DefaultKeepalive; a negative value turns keep-alives off.
 	Keepalive time.Duration
 	// ServerName is the name checked in the TURN server's TLS certificate.
-	// Empty means the server's IP address.
+	// Empty means the host name of Host, else the server's IP address.
 	ServerName string
 	// RootCAs verifies the TURN server's TLS certificate. Nil means the system roots.
 	RootCAs *x509.CertPool
@@ -83,12 +122,45 @@ type Config struct {
 	TLSConfig *tls.Config
 	// Lifetime is the TURN allocation lifetime to request (RFC 8656 §7.2, the
 	// LIFETIME attribute). Zero leaves it to the server (usually 10 minutes).
-	// The allocation is refreshed at half its granted lifetime.
+	// The allocation is refreshed at least at half its granted lifetime.
 	Lifetime time.Duration
+	// Family is the address family of the TURN relay. Zero (FamilyDefault)
+	// sends no family attribute and gets IPv4.
+	Family Family
+	// Liveness bounds how long a TURN flow takes to notice that its server
+	// died or lost the allocation (restart) and report ErrAllocationLost:
+	// the flow refreshes the allocation every Liveness/2 and reports the
+	// loss when no authenticated answer came within Liveness of the last
+	// one. Zero means DefaultLiveness (30 s); it must be at least
+	// MinLiveness (5 s). A negative value turns probing off: then the
+	// allocation is only refreshed at half its lifetime and a dead UDP
+	// server is noticed when the lifetime ends.
+	Liveness time.Duration
 }
 
-// ServerAddr returns Server with the mode's default port filled in.
+// LivenessOrDefault returns Liveness, DefaultLiveness when it is zero, or 0
+// when probing is off.
+func (c Config) LivenessOrDefault() time.Duration {
+	switch {
+	case c.Liveness < 0:
+		return 0
+	case c.Liveness == 0:
+		return DefaultLiveness
+	}
+	return c.Liveness
+}
+
+// ServerAddr returns Server with the mode's default port filled in. When
+// only Host is set and it is an IP literal, it returns that address; for a
+// host name it returns the zero AddrPort (the flow resolves it).
 func (c Config) ServerAddr() netip.AddrPort {
+	if !c.Server.Addr().IsValid() && c.Host != "" {
+		host, port, err := c.HostPort()
+		if ip, perr := netip.ParseAddr(host); err == nil && perr == nil {
+			return netip.AddrPortFrom(ip.Unmap(), port)
+		}
+		return netip.AddrPort{}
+	}
 	if c.Server.Port() != 0 {
 		return c.Server
 	}
@@ -125,10 +197,19 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: %d", ErrUnknownMode, int(c.Mode))
 	case c.Mode == None:
 		return nil
-	case !c.Server.Addr().IsValid():
-		return fmt.Errorf("%w: mode %s needs a server address", ErrInvalidConfig, c.Mode)
+	case !c.Server.Addr().IsValid() && c.Host == "":
+		return fmt.Errorf("%w: mode %s needs a server address or host", ErrInvalidConfig, c.Mode)
+	case c.Family < FamilyDefault || c.Family > FamilyBoth:
+		return fmt.Errorf("%w: relay family %d", ErrInvalidConfig, int(c.Family))
+	case c.Liveness > 0 && c.Liveness < MinLiveness:
+		return fmt.Errorf("%w: Liveness %v is below the minimum %v", ErrInvalidConfig, c.Liveness, MinLiveness)
 	case c.Mode.IsTURN() && (c.Username == "" || c.Password == ""):
 		return fmt.Errorf("%w: mode %s needs a username and password", ErrInvalidConfig, c.Mode)
+	}
+	if c.Host != "" {
+		if _, _, err := c.HostPort(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
