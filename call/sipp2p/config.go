@@ -88,8 +88,25 @@ type Config struct {
 	Logger *slog.Logger
 	// UserAgent is the User-Agent header; "" means "reflow-go".
 	UserAgent string
-	// AnswerTimeout bounds how long an outgoing call may ring; zero means 3 minutes.
+	// AnswerTimeout bounds how long an outgoing call may ring, and how long an
+	// incoming call without an Expires header may wait for the application
+	// (then it is refused 480); zero means 3 minutes.
 	AnswerTimeout time.Duration
+	// MaxCalls bounds the calls the endpoint holds at once, incoming and
+	// outgoing, ringing or established; an INVITE beyond it is refused 503
+	// with Retry-After and Call returns ErrTooManyCalls. Every call holds a
+	// media stream from its INVITE on, so this is also the bound on media
+	// opened on behalf of remote requests. Zero means 32.
+	MaxCalls int
+	// RetryAfter is the Retry-After of a 503 refusal beyond MaxCalls; zero
+	// means 30 seconds.
+	RetryAfter time.Duration
+	// T1 is the RFC 3261 round-trip estimate: 2xx responses are retransmitted
+	// from T1 doubling to T2 until the ACK arrives, and a call whose 2xx is
+	// not acknowledged within 64*T1 is ended with a BYE. Zero means 500 ms.
+	T1 time.Duration
+	// T2 caps the retransmission interval; zero means 4 s.
+	T2 time.Duration
 }
 
 func (c *Config) validate() (sip.Uri, error) {
@@ -117,6 +134,21 @@ func (c *Config) validate() (sip.Uri, error) {
 	}
 	if c.AnswerTimeout <= 0 {
 		c.AnswerTimeout = 3 * time.Minute
+	}
+	if c.MaxCalls <= 0 {
+		c.MaxCalls = 32
+	}
+	if c.RetryAfter <= 0 {
+		c.RetryAfter = 30 * time.Second
+	}
+	if c.T1 <= 0 {
+		c.T1 = 500 * time.Millisecond
+	}
+	if c.T2 <= 0 {
+		c.T2 = 4 * time.Second
+	}
+	if c.T2 < c.T1 {
+		c.T2 = c.T1
 	}
 	return u, nil
 }

@@ -2,7 +2,6 @@ package sipp2p
 
 import (
 	"context"
-	"errors"
 	"sync"
 
 	"github.com/emiago/sipgo"
@@ -11,219 +10,242 @@ import (
 	"github.com/reflow-go/reflow/call"
 )
 
-// dialog is the SIP side of one call: it implements call.Signaling.
+// dialog is the SIP side of one call (RFC 3261 §12): it implements
+// call.Signaling. It is identified by the Call-ID, our tag and the peer's
+// tag; an in-dialog request matches only when all three do.
 type dialog struct {
-	e      *Endpoint
-	callID string
-	t      Transport
-	dua    *sipgo.DialogUA
-	req    *sip.Request // our initial INVITE (outbound)
+	e          *Endpoint
+	callID     string
+	t          Transport
+	uac        bool // we sent the initial INVITE
+	client     *sipgo.Client
+	localTag   string
+	local      sip.Uri // our URI: From of our requests
+	remote     sip.Uri // the peer's URI: To of our requests
+	contact    sip.ContactHeader
+	initialSeq uint32 // CSeq of the initial INVITE
+	info       CallInfo
 
-	mu          sync.Mutex
-	uac         *sipgo.DialogClientSession
-	uas         *sipgo.DialogServerSession
-	established bool
-	waitCancel  context.CancelFunc // cancels WaitAnswer: CANCEL once a response came
-	forceStop   context.CancelCauseFunc
-	responded   bool          // a response to the INVITE arrived
-	waitDone    chan struct{} // outbound: WaitAnswer returned
-	first       chan struct{} // outbound: first response or failure
-	firstOnce   sync.Once
-	waitErr     error
-	final       chan struct{} // inbound: final response to the initial INVITE sent
-	finalOnce   sync.Once
+	mu        sync.Mutex
+	c         *call.Call
+	remoteTag string
+	target    sip.Uri   // remote target (Contact), refreshed by re-INVITEs
+	routes    []sip.Uri // route set (Record-Route)
+	localSeq  uint32
+	remoteSeq uint32
+	confirmed bool // the initial INVITE got its 2xx
+	byeDone   bool // BYE sent or received
+	reinBusy  bool // an incoming re-INVITE is being answered
+	acks      map[uint32]chan []byte // our 2xx awaiting their ACK, by CSeq; the ACK's body is sent
+	sentAcks  map[uint32]*sip.Request // ACKs we sent for 2xx, for retransmitted 2xx (§13.2.2.4)
+
+	// UAS: the initial INVITE.
+	inv       *sip.Request
+	invTx     sip.ServerTransaction
+	final     chan struct{} // a final response to the initial INVITE was sent
+	finalOnce sync.Once
+	offerless bool // the INVITE had no offer (delayed offer): the answer comes in the ACK
+
+	rejected  []rejectedLine // offer lines taken out before the core saw them
+
+	// UAC: the initial INVITE.
+	invReq     *sip.Request
+	inviteSent bool
+	responded bool          // a response to the INVITE arrived
+	first     chan struct{} // first response or failure
+	firstOnce sync.Once
+	firstErr  error
+	stop      chan struct{} // hang up before the answer: CANCEL
+	stopOnce  sync.Once
+	waitDone  chan struct{} // the INVITE transaction is over
 }
 
 var _ call.Signaling = (*dialog)(nil)
 
-func (d *dialog) call() *call.Call { return d.e.agent.Call(d.callID) }
-
-func (d *dialog) sessions() (*sipgo.DialogClientSession, *sipgo.DialogServerSession, bool) {
+// callRef returns the dialog's call (nil while the core makes it or after).
+func (d *dialog) callRef() *call.Call {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.uac, d.uas, d.established
+	c := d.c
+	d.mu.Unlock()
+	if c == nil {
+		c = d.e.agent.Call(d.callID)
+	}
+	return c
 }
+
+func (d *dialog) markFinal() { d.finalOnce.Do(func() { close(d.final) }) }
 
 func (d *dialog) markFirst(err error) {
 	d.firstOnce.Do(func() {
 		d.mu.Lock()
-		d.waitErr = err
+		d.firstErr = err
 		d.mu.Unlock()
 		close(d.first)
 	})
 }
 
-func (d *dialog) markFinal() { d.finalOnce.Do(func() { close(d.final) }) }
-
-// SendOffer sends the INVITE (initial) or a re-INVITE.
-func (d *dialog) SendOffer(ctx context.Context, offer []byte) error {
-	uac, uas, est := d.sessions()
-	if uac == nil && uas == nil {
-		return d.invite(ctx, offer)
-	}
-	if !est {
-		return call.Reason{Kind: call.Glare, Code: 491, Text: "dialog not established"}
-	}
-	return d.reinvite(ctx, offer)
-}
-
-// invite sends the initial INVITE and returns at the first response.
-func (d *dialog) invite(ctx context.Context, offer []byte) error {
-	d.req.SetBody(offer)
-	ct := sip.ContentTypeHeader("application/sdp")
-	d.req.AppendHeader(&ct)
-	base, force := context.WithCancelCause(context.Background())
-	ictx, cancel := context.WithTimeout(base, d.e.cfg.AnswerTimeout)
+// matches reports whether an in-dialog request with remote tag tag belongs
+// to d (our tag was matched by the lookup).
+func (d *dialog) matches(tag string) bool {
 	d.mu.Lock()
-	d.waitCancel, d.forceStop = cancel, force
-	d.mu.Unlock()
-	// The caller's ctx bounds the connection set-up and the wait for a first
-	// response, not the call.
-	stop := context.AfterFunc(ctx, d.abort)
-	uac, err := d.dua.WriteInvite(ictx, d.req)
-	stop()
-	if err != nil {
-		cancel()
-		force(nil)
-		return d.e.transportError(ctx, d.t, d.req, err)
-	}
+	defer d.mu.Unlock()
+	return d.remoteTag == tag
+}
+
+// newRequest builds an in-dialog request (RFC 3261 §12.2.1.1): Request-URI
+// the remote target, Route the route set, our and the peer's tags, the next
+// CSeq (ACK and CANCEL carry seq as given).
+func (d *dialog) newRequest(method sip.RequestMethod, seq uint32) *sip.Request {
 	d.mu.Lock()
-	d.uac = uac
+	target, routes, rtag := d.target, d.routes, d.remoteTag
+	if method != sip.ACK && method != sip.CANCEL {
+		d.localSeq++
+		seq = d.localSeq
+	}
 	d.mu.Unlock()
-	d.e.spawn(func() { d.waitAnswer(ictx, uac) })
-	select {
-	case <-d.first:
-		d.mu.Lock()
-		err := d.waitErr
-		d.mu.Unlock()
-		if err != nil {
-			return d.e.transportError(ctx, d.t, d.req, err)
-		}
-		return nil
-	case <-ctx.Done():
-		d.abort()
-		return ctx.Err()
+	req := sip.NewRequest(method, *target.Clone())
+	req.SetTransport(d.t.sip())
+	from := sip.FromHeader{Address: d.local, Params: sip.NewParams()}
+	from.Params.Add("tag", d.localTag)
+	to := sip.ToHeader{Address: d.remote, Params: sip.NewParams()}
+	if rtag != "" {
+		to.Params.Add("tag", rtag)
 	}
+	cid := sip.CallIDHeader(d.callID)
+	req.AppendHeader(&from)
+	req.AppendHeader(&to)
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: method})
+	mf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&mf)
+	for _, r := range routes {
+		req.AppendHeader(&sip.RouteHeader{Address: r})
+	}
+	if method == sip.INVITE {
+		ct := d.contact
+		req.AppendHeader(&ct)
+	}
+	d.e.addCommon(req)
+	return req
 }
 
-// abort stops waiting for the answer: with a CANCEL when the peer has
-// responded, at once otherwise (sipgo would wait for Timer B).
-func (d *dialog) abort() {
-	d.mu.Lock()
-	responded, cancel, force := d.responded, d.waitCancel, d.forceStop
-	d.mu.Unlock()
-	if !responded {
-		force(sipgo.WaitAnswerForceCancelErr)
+// refreshTarget replaces the remote target with m's Contact, if any
+// (RFC 3261 §12.2: target refresh).
+func (d *dialog) refreshTarget(m sip.Message) {
+	var ct *sip.ContactHeader
+	switch m := m.(type) {
+	case *sip.Request:
+		ct = m.Contact()
+	case *sip.Response:
+		ct = m.Contact()
 	}
-	cancel()
-}
-
-func (d *dialog) waitAnswer(ctx context.Context, uac *sipgo.DialogClientSession) {
-	defer close(d.waitDone)
-	defer d.forceStop(nil)
-	defer d.waitCancel()
-	err := uac.WaitAnswer(ctx, sipgo.AnswerOptions{OnResponse: func(r *sip.Response) error {
-		d.mu.Lock()
-		d.responded = true
-		d.mu.Unlock()
-		d.markFirst(nil)
-		if r.StatusCode == 180 || r.StatusCode == 183 {
-			if c := d.call(); c != nil {
-				c.RemoteRinging()
-			}
-		}
-		return nil
-	}})
-	var dr *sipgo.ErrDialogResponse
-	errors.As(err, &dr)
-	success := err == nil && uac.InviteResponse != nil && uac.InviteResponse.IsSuccess()
-	if !success && dr == nil && ctx.Err() == nil {
-		d.markFirst(err) // failed before any response
-	} else {
-		d.markFirst(nil)
-	}
-	c := d.call()
-	switch {
-	case success:
-		actx, cancel := context.WithTimeout(context.Background(), d.e.agentHangup())
-		defer cancel()
-		if err := uac.Ack(actx); err != nil {
-			d.e.log.Debug("ACK", "err", err)
-		}
-		d.mu.Lock()
-		d.established = true
-		d.mu.Unlock()
-		if c == nil || errors.Is(c.RemoteAnswer(uac.InviteResponse.Body()), call.ErrState) {
-			// The call ended while the 200 was on its way: end the dialog.
-			uac.Bye(actx)
-		}
-	case dr != nil:
-		if c != nil {
-			c.RemoteReject(reasonFor(dr.Res))
-		}
-	case ctx.Err() != nil:
-		// Our CANCEL (hangup) or the answer timeout.
-		if c != nil {
-			c.RemoteHangup(call.Reason{Kind: call.Unavailable, Code: 408, Text: "no answer"})
-		}
-	default:
-		if c != nil {
-			c.RemoteHangup(call.Reason{Kind: call.SignalingFailed, Text: "INVITE failed", Err: err})
-		}
-	}
-}
-
-// SendRinging sends 180 Ringing.
-func (d *dialog) SendRinging(context.Context) error {
-	_, uas, _ := d.sessions()
-	if uas == nil {
-		return call.ErrState
-	}
-	return uas.Respond(180, "Ringing", nil)
-}
-
-// SendAnswer sends 200 OK with the answer and waits for the ACK.
-func (d *dialog) SendAnswer(ctx context.Context, answer []byte) error {
-	_, uas, _ := d.sessions()
-	if uas == nil {
-		return call.ErrState
+	if ct == nil || ct.Address.Host == "" {
+		return
 	}
 	d.mu.Lock()
-	d.established = true // in-dialog requests may come once the 200 is out
+	d.target = *ct.Address.Clone()
 	d.mu.Unlock()
-	err := uas.RespondSDP(answer)
-	d.markFinal()
-	return err
 }
 
-// SendReject answers the initial INVITE with a failure status.
-func (d *dialog) SendReject(ctx context.Context, r call.Reason) error {
-	_, uas, _ := d.sessions()
-	if uas == nil {
-		return call.ErrState
+// routeSet reads the Record-Route headers of m: as they are for the UAS,
+// reversed for the UAC (RFC 3261 §12.1.1, §12.1.2).
+func routeSet(m sip.Message, reverse bool) []sip.Uri {
+	var out []sip.Uri
+	for _, h := range m.GetHeaders("Record-Route") {
+		if rr, ok := h.(*sip.RecordRouteHeader); ok {
+			out = append(out, *rr.Address.Clone())
+		}
 	}
-	code, phrase := statusFor(r)
-	err := uas.Respond(code, phrase, nil)
-	d.markFinal()
-	return err
+	if reverse {
+		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+			out[i], out[j] = out[j], out[i]
+		}
+	}
+	return out
+}
+
+// checkSeq applies RFC 3261 §12.2.2: a request whose CSeq is lower than
+// the last one is refused 500; otherwise the CSeq is remembered.
+func (d *dialog) checkSeq(seq uint32) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.remoteSeq != 0 && seq <= d.remoteSeq {
+		return false
+	}
+	d.remoteSeq = seq
+	return true
 }
 
 // SendHangup sends CANCEL before the answer and BYE after it.
 func (d *dialog) SendHangup(ctx context.Context, r call.Reason) error {
-	uac, uas, est := d.sessions()
-	switch {
-	case uac != nil && !est:
-		d.abort() // WaitAnswer sends the CANCEL
-		select {
-		case <-d.waitDone:
-		case <-ctx.Done():
-			return ctx.Err()
+	if d.uac {
+		d.mu.Lock()
+		confirmed := d.confirmed
+		d.mu.Unlock()
+		if !confirmed {
+			d.stopOnce.Do(func() { close(d.stop) })
+			select {
+			case <-d.waitDone:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			d.mu.Lock()
+			confirmed = d.confirmed
+			d.mu.Unlock()
+			if !confirmed {
+				return nil
+			}
+			// A 2xx crossed our CANCEL: the 2xx handler sent ACK and BYE.
+			return nil
 		}
+	}
+	return d.bye(ctx)
+}
+
+// bye sends BYE once and waits for its final response (bounded by ctx).
+func (d *dialog) bye(ctx context.Context) error {
+	d.mu.Lock()
+	if d.byeDone {
+		d.mu.Unlock()
 		return nil
-	case uac != nil:
-		return uac.Bye(ctx)
-	case uas != nil:
-		return uas.Bye(ctx)
+	}
+	d.byeDone = true
+	d.mu.Unlock()
+	defer d.e.untrack(d)
+	req := d.newRequest(sip.BYE, 0)
+	res, err := d.client.Do(ctx, req)
+	if err != nil {
+		return d.e.transportError(ctx, d.t, req, err)
+	}
+	if !res.IsSuccess() && res.StatusCode != 481 {
+		d.e.log.Debug("BYE refused", "call", d.callID, "code", res.StatusCode)
 	}
 	return nil
+}
+
+// byeAsync sends BYE on a goroutine of the endpoint (bounded by 64*T1).
+func (d *dialog) byeAsync() {
+	if !d.e.spawn(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 64*d.e.cfg.T1)
+		defer cancel()
+		d.bye(ctx)
+	}) {
+		d.e.untrack(d)
+	}
+}
+
+// watch forgets the dialog when its call ends.
+func (d *dialog) watch(c *call.Call) {
+	select {
+	case <-c.Done():
+	case <-d.e.closing:
+		return
+	}
+	d.mu.Lock()
+	pending := len(d.acks) > 0
+	d.mu.Unlock()
+	if !pending {
+		// With a 2xx awaiting its ACK the retransmitter ends the dialog.
+		d.e.untrack(d)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/reflow-go/reflow/call"
+	"github.com/reflow-go/reflow/internal/notify"
 )
 
 // Endpoint is a SIP peer-to-peer endpoint: no registrar; it listens where
@@ -29,17 +30,22 @@ type Endpoint struct {
 	agent *call.Agent
 	ua    *sipgo.UserAgent
 	srv   *sipgo.Server
+	q     notify.Queue
+
+	closing  chan struct{} // closed when Close starts
+	finished chan struct{} // closed when Close has finished
+	glare    atomic.Int64  // re-INVITEs answered 491
 
 	mu        sync.Mutex
 	state     State
 	listeners map[Transport]netip.AddrPort // bound addresses
+	outUDP    map[netip.Addr]netip.AddrPort  // our own UDP sockets for requests when not listening on UDP
 	closers   []func() error
-	dialogs   map[string]*dialog // by Call-ID
+	conns     map[*trackedConn]struct{} // accepted TCP/TLS connections
+	dialogs   map[string]*dialog        // by Call-ID and local tag
+	calls     int                       // admitted calls (Config.MaxCalls)
 	closed    bool
-	glare     atomic.Int64 // re-INVITEs answered 491
-	events    []func(Handler)
-	running   bool
-	wg        sync.WaitGroup
+	wg        sync.WaitGroup // every goroutine of ours and every sipgo handler call in progress
 }
 
 // New validates cfg and makes an endpoint in state Idle.
@@ -55,12 +61,17 @@ func New(cfg Config) (*Endpoint, error) {
 	if cfg.TLS != nil && cfg.TLS.NeedMutualTLS && cfg.TLS.Certificate == nil && cfg.Transport == TLS {
 		return nil, &TLSError{Reason: LocalCertificateNotFound, Err: fmt.Errorf("%w: NeedMutualTLS without a certificate", ErrInvalidConfig)}
 	}
-	// sipgo logs at its own levels; only warnings and errors reach our logger.
-	slog := log.With("component", "sipgo")
+	e := &Endpoint{cfg: cfg, uri: u, log: log, agent: cfg.Agent,
+		closing: make(chan struct{}), finished: make(chan struct{}),
+		listeners: make(map[Transport]netip.AddrPort), outUDP: make(map[netip.Addr]netip.AddrPort),
+		conns: make(map[*trackedConn]struct{}), dialogs: make(map[string]*dialog)}
+	// sipgo's loggers go to ours, warnings and errors only.
+	slog := sipgoLogger(log)
 	opts := []sipgo.UserAgentOption{
 		sipgo.WithUserAgent(cfg.UserAgent),
 		sipgo.WithUserAgentHostname(u.Host),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerTerminateOnConnClose(), sip.WithTransactionLayerLogger(slog)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerTerminateOnConnClose(), sip.WithTransactionLayerLogger(slog),
+			sip.WithTransactionLayerUnhandledResponseHandler(e.onStrayResponse)),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(slog)),
 	}
 	if cfg.TLS != nil {
@@ -75,15 +86,15 @@ func New(cfg Config) (*Endpoint, error) {
 		ua.Close()
 		return nil, err
 	}
-	e := &Endpoint{cfg: cfg, uri: u, log: log, agent: cfg.Agent, ua: ua, srv: srv,
-		listeners: make(map[Transport]netip.AddrPort), dialogs: make(map[string]*dialog)}
-	srv.OnInvite(e.onInvite)
-	srv.OnAck(e.onAck)
-	srv.OnBye(e.onBye)
-	srv.OnMessage(e.onMessage)
-	srv.OnOptions(func(req *sip.Request, tx sip.ServerTransaction) {
-		e.respond(tx, req, 200, "OK")
-	})
+	e.ua, e.srv = ua, srv
+	addEndpointLogger(log)
+	srv.OnInvite(e.handle(e.onInvite))
+	srv.OnAck(e.handle(e.onAck))
+	srv.OnBye(e.handle(e.onBye))
+	srv.OnCancel(e.handle(e.onStrayCancel))
+	srv.OnMessage(e.handle(e.onMessage))
+	srv.OnOptions(e.handle(e.onOptions))
+	srv.OnNoRoute(e.handle(e.onOther))
 	return e, nil
 }
 
@@ -104,6 +115,54 @@ func serverTLS(t *TLSConfig) *tls.Config {
 	return c
 }
 
+// handle wraps a sipgo request handler so that Close waits for it, and
+// refuses requests once the endpoint is closing.
+func (e *Endpoint) handle(f func(*sip.Request, sip.ServerTransaction)) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		if !e.enter() {
+			if !req.IsAck() {
+				e.respond(tx, req, 503, nil)
+			}
+			return
+		}
+		defer e.wg.Done()
+		defer func() {
+			// Bad input never crashes the process.
+			if r := recover(); r != nil {
+				e.log.Warn("SIP request handler panicked", "method", req.Method.String(), "panic", r)
+				if !req.IsAck() {
+					e.respond(tx, req, 500, nil)
+				}
+			}
+		}()
+		f(req, tx)
+	}
+}
+
+// enter registers a goroutine Close waits for; false once closing.
+func (e *Endpoint) enter() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return false
+	}
+	e.wg.Add(1)
+	return true
+}
+
+// spawn runs f on a goroutine Close waits for; it reports false (and does
+// not run f) once the endpoint is closing.
+func (e *Endpoint) spawn(f func()) bool {
+	if !e.enter() {
+		return false
+	}
+	go func() {
+		defer e.wg.Done()
+		f()
+	}()
+	return true
+}
+
 // State returns the endpoint's state.
 func (e *Endpoint) State() State {
 	e.mu.Lock()
@@ -111,40 +170,34 @@ func (e *Endpoint) State() State {
 	return e.state
 }
 
-// setState changes the state and reports it; e.mu held.
+// setStateLocked changes the state and reports it; e.mu held.
 func (e *Endpoint) setStateLocked(to State, err error) {
 	from := e.state
 	if from == to {
 		return
 	}
 	e.state = to
-	e.emitLocked(func(h Handler) { h.OnStateChanged(from, to, err) })
-}
-
-func (e *Endpoint) emitLocked(f func(Handler)) {
-	e.events = append(e.events, f)
-	if !e.running {
-		e.running = true
-		e.wg.Add(1)
-		go e.dispatch()
-	}
-}
-
-func (e *Endpoint) dispatch() {
-	defer e.wg.Done()
-	for {
-		e.mu.Lock()
-		if len(e.events) == 0 {
-			e.running = false
-			e.mu.Unlock()
-			return
+	h := e.cfg.Handler
+	if to == Terminated {
+		// The last event: the queue closes after it (Done).
+		if !e.q.Post(func() { h.OnStateChanged(from, to, err); e.q.Close() }) {
+			e.q.Close()
 		}
-		f := e.events[0]
-		e.events = e.events[1:]
-		e.mu.Unlock()
-		f(e.cfg.Handler)
+		return
 	}
+	e.q.Post(func() { h.OnStateChanged(from, to, err) })
 }
+
+// post queues a handler call.
+func (e *Endpoint) post(f func(Handler)) {
+	h := e.cfg.Handler
+	e.q.Post(func() { f(h) })
+}
+
+// Done is closed once the endpoint is closed and its last Handler call has
+// returned. Close does not wait for a running Handler call (so a Handler
+// may call Close); wait on Done for that.
+func (e *Endpoint) Done() <-chan struct{} { return e.q.Done() }
 
 // Listening returns the bound address of the listener of transport t.
 func (e *Endpoint) Listening(t Transport) (netip.AddrPort, bool) {
@@ -186,6 +239,20 @@ func (e *Endpoint) StartListening(ctx context.Context, t Transport, addr netip.A
 	}
 	e.mu.Unlock()
 
+	bound, err := e.serve(ctx, t, addr)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	e.mu.Lock()
+	e.listeners[t] = bound
+	e.setStateLocked(Established, nil)
+	e.mu.Unlock()
+	return bound, nil
+}
+
+// serve binds a socket for transport t at addr and serves it with sipgo on
+// a goroutine Close waits for.
+func (e *Endpoint) serve(ctx context.Context, t Transport, addr netip.AddrPort) (netip.AddrPort, error) {
 	var lc net.ListenConfig
 	var bound netip.AddrPort
 	var serve func() error
@@ -194,21 +261,22 @@ func (e *Endpoint) StartListening(ctx context.Context, t Transport, addr netip.A
 	case UDP:
 		pc, err := lc.ListenPacket(ctx, "udp", addr.String())
 		if err != nil {
-			return netip.AddrPort{}, err
+			return bound, &ConnectionError{Remote: addr.String(), Err: err}
 		}
 		bound = pc.LocalAddr().(*net.UDPAddr).AddrPort()
 		serve, closer = func() error { return e.srv.ServeUDP(pc) }, pc.Close
 	default:
 		l, err := lc.Listen(ctx, "tcp", addr.String())
 		if err != nil {
-			return netip.AddrPort{}, err
+			return bound, &ConnectionError{Remote: addr.String(), Err: err}
 		}
 		bound = l.Addr().(*net.TCPAddr).AddrPort()
+		var tl net.Listener = &trackedListener{Listener: l, e: e}
 		if t == TLS {
-			l = tls.NewListener(l, serverTLS(e.cfg.TLS))
-			serve = func() error { return e.srv.ServeTLS(l) }
+			tl = tls.NewListener(tl, serverTLS(e.cfg.TLS))
+			serve = func() error { return e.srv.ServeTLS(tl) }
 		} else {
-			serve = func() error { return e.srv.ServeTCP(l) }
+			serve = func() error { return e.srv.ServeTCP(tl) }
 		}
 		closer = l.Close
 	}
@@ -219,7 +287,6 @@ func (e *Endpoint) StartListening(ctx context.Context, t Transport, addr netip.A
 		closer()
 		return netip.AddrPort{}, ErrClosed
 	}
-	e.listeners[t] = bound
 	e.closers = append(e.closers, closer)
 	e.wg.Add(1)
 	go func() {
@@ -240,14 +307,46 @@ func (e *Endpoint) StartListening(ctx context.Context, t Transport, addr netip.A
 			time.Sleep(time.Millisecond) // bounded wait for sipgo's goroutine
 		}
 	}
+	return bound, nil
+}
+
+// udpSource returns the local UDP address requests to dest leave from:
+// the UDP listener, else a socket of ours made for dest's local address
+// (never one sipgo makes: Close could not wait for its reader).
+func (e *Endpoint) udpSource(dest netip.Addr) (netip.AddrPort, error) {
+	if a, ok := e.Listening(UDP); ok && !a.Addr().IsUnspecified() {
+		return a, nil
+	}
+	local := netip.IPv4Unspecified()
+	if dest.IsValid() {
+		// The local address the system routes dest from.
+		if c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dest, 9))); err == nil {
+			local = c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+			c.Close()
+		}
+	}
 	e.mu.Lock()
-	e.setStateLocked(Established, nil)
+	a, ok := e.outUDP[local]
+	e.mu.Unlock()
+	if ok {
+		return a, nil
+	}
+	bound, err := e.serve(context.Background(), UDP, netip.AddrPortFrom(local, 0))
+	if err != nil {
+		return bound, err
+	}
+	e.mu.Lock()
+	if prev, ok := e.outUDP[local]; ok {
+		bound = prev // a concurrent call made one too; both are closed by Close
+	} else {
+		e.outUDP[local] = bound
+	}
 	e.mu.Unlock()
 	return bound, nil
 }
 
 // advertised returns the host and port for Contact on transport t; port 0
-// when not listening on t (sipgo then uses the connection's port).
+// when not listening on t.
 func (e *Endpoint) advertised(t Transport) (string, int) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -265,15 +364,18 @@ func (e *Endpoint) advertised(t Transport) (string, int) {
 }
 
 // Close hangs up the endpoint's calls, stops its listeners and transports
-// and waits for its goroutines. It is idempotent.
+// and waits for every goroutine it or sipgo on its behalf started (handler
+// calls excepted: see Done). It is idempotent and safe from any goroutine,
+// a Handler included.
 func (e *Endpoint) Close() error {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
-		e.wg.Wait()
+		<-e.finished
 		return nil
 	}
 	e.closed = true
+	close(e.closing)
 	e.setStateLocked(Terminating, nil)
 	ds := make([]*dialog, 0, len(e.dialogs))
 	for _, d := range e.dialogs {
@@ -282,8 +384,12 @@ func (e *Endpoint) Close() error {
 	e.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, d := range ds {
-		if c := d.call(); c != nil {
-			wg.Go(func() { c.Hangup(context.Background()) })
+		if c := d.callRef(); c != nil {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+				defer cancel()
+				c.Hangup(ctx)
+			})
 		}
 	}
 	wg.Wait()
@@ -299,57 +405,74 @@ func (e *Endpoint) Close() error {
 	}
 	e.srv.Close()
 	e.ua.Close()
+	e.closeConns()
+	e.wg.Wait()
+	removeEndpointLogger(e.log)
 	e.mu.Lock()
 	e.setStateLocked(Terminated, nil)
 	e.mu.Unlock()
-	e.wg.Wait()
+	close(e.finished)
 	return errors.Join(errs...)
 }
 
-// track registers d under its Call-ID.
+// dialogKey identifies a dialog by the Call-ID and our tag; the remote tag
+// is checked against the dialog (RFC 3261 §12).
+func dialogKey(callID, localTag string) string { return callID + "\x00" + localTag }
+
+// track registers d and admits it as a call (Config.MaxCalls).
 func (e *Endpoint) track(d *dialog) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closed {
 		return ErrClosed
 	}
-	e.dialogs[d.callID] = d
+	if e.calls >= e.cfg.MaxCalls {
+		return ErrTooManyCalls
+	}
+	e.calls++
+	e.dialogs[dialogKey(d.callID, d.localTag)] = d
 	return nil
 }
 
+// untrack forgets d; idempotent.
 func (e *Endpoint) untrack(d *dialog) {
 	e.mu.Lock()
-	if e.dialogs[d.callID] == d {
-		delete(e.dialogs, d.callID)
+	k := dialogKey(d.callID, d.localTag)
+	if e.dialogs[k] == d {
+		delete(e.dialogs, k)
+		e.calls--
 	}
 	e.mu.Unlock()
 }
 
-func (e *Endpoint) lookup(callID string) *dialog {
+// lookup returns the dialog with callID and our tag local, or nil.
+func (e *Endpoint) lookup(callID, local string) *dialog {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.dialogs[callID]
+	return e.dialogs[dialogKey(callID, local)]
 }
 
-// spawn runs f on a goroutine Close waits for.
-func (e *Endpoint) spawn(f func()) {
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		f()
-	}()
-}
-
-func (e *Endpoint) respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string) {
-	if err := tx.Respond(sip.NewResponseFromRequest(req, code, reason, nil)); err != nil {
-		e.log.Debug("respond", "code", code, "err", err)
+// pendingInvite reports whether an unanswered incoming INVITE with the same
+// Call-ID, From tag and CSeq is being processed (a merged request, RFC 3261
+// §8.2.2.2).
+func (e *Endpoint) pendingInvite(callID, remoteTag string, seq uint32) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, d := range e.dialogs {
+		if !d.uac && d.callID == callID && d.remoteTag == remoteTag && d.initialSeq == seq {
+			return true
+		}
 	}
+	return false
 }
 
 // onMessage answers a SIP MESSAGE with 200 and reports it.
 func (e *Endpoint) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	if e.cfg.Mode == OutboundOnly {
-		e.respond(tx, req, 403, "Forbidden")
+		e.respond(tx, req, 403, nil)
+		return
+	}
+	if !e.validate(req, tx, false) {
 		return
 	}
 	m := Message{Body: append([]byte(nil), req.Body()...)}
@@ -362,8 +485,25 @@ func (e *Endpoint) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	if ct := req.ContentType(); ct != nil {
 		m.ContentType = ct.Value()
 	}
-	e.respond(tx, req, 200, "OK")
-	e.mu.Lock()
-	e.emitLocked(func(h Handler) { h.OnMessage(m) })
-	e.mu.Unlock()
+	e.respond(tx, req, 200, nil)
+	e.post(func(h Handler) { h.OnMessage(m) })
+}
+
+// onOptions answers OPTIONS with our capabilities (RFC 3261 §11.2).
+func (e *Endpoint) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	if !e.validate(req, tx, false) {
+		return
+	}
+	accept := sip.NewHeader("Accept", "application/sdp")
+	e.respond(tx, req, 200, nil, accept)
+}
+
+// onStrayCancel answers a CANCEL matching no INVITE transaction (RFC 3261 §9.2).
+func (e *Endpoint) onStrayCancel(req *sip.Request, tx sip.ServerTransaction) {
+	e.respond(tx, req, 481, nil)
+}
+
+// onOther refuses methods we do not implement (RFC 3261 §8.2.1).
+func (e *Endpoint) onOther(req *sip.Request, tx sip.ServerTransaction) {
+	e.respond(tx, req, 405, nil)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 )
 
 // Errors returned by the endpoint, matched with errors.Is.
@@ -20,7 +21,64 @@ var (
 	ErrOutboundDisabled = errors.New("sipp2p: endpoint is inbound-only")
 	// ErrRejected is wrapped by SendMessage when the peer answers with a non-2xx status.
 	ErrRejected = errors.New("sipp2p: request rejected")
+	// ErrTooManyCalls is returned by Call when Config.MaxCalls calls are up.
+	ErrTooManyCalls = errors.New("sipp2p: too many calls")
+	// ErrTimeout is wrapped by a *ConnectionError when the peer never answered
+	// (SIP transaction timeout, RFC 3261 Timer B/F).
+	ErrTimeout = errors.New("sipp2p: no response")
 )
+
+// ConnectionError is a failure to reach the peer that is not a TLS failure:
+// the connection was refused, could not be made, broke, or the peer never
+// answered. Match it with errors.As; errors.Is(err, ErrTimeout) tells a
+// silent peer.
+type ConnectionError struct {
+	// Remote is the address we were talking to, if known.
+	Remote string
+	// Err is the underlying error (a *net.OpError, syscall.Errno, ErrTimeout, ...).
+	Err error
+}
+
+// Error implements error; the text names the root cause only, on one line.
+func (e *ConnectionError) Error() string {
+	s := "sipp2p: connection"
+	if e.Remote != "" {
+		s += " to " + e.Remote
+	}
+	return s + " failed: " + rootText(e.Err)
+}
+
+// Unwrap returns e.Err.
+func (e *ConnectionError) Unwrap() error { return e.Err }
+
+// rootText is the text of the innermost error of err's chain (the first
+// branch of joined errors), on one line: library wrapping is left out.
+func rootText(err error) string {
+	if err == nil {
+		return "unknown error"
+	}
+	for {
+		var next error
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			next = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			if es := u.Unwrap(); len(es) > 0 {
+				next = es[0]
+			}
+		}
+		if next == nil {
+			break
+		}
+		err = next
+	}
+	return oneLine(err.Error())
+}
+
+// oneLine replaces line breaks and tabs with spaces.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
 
 // TLSFailure tells why a TLS connection failed.
 type TLSFailure int
@@ -69,7 +127,7 @@ func (e *TLSError) Error() string {
 		s += " (" + e.Remote + ")"
 	}
 	if e.Err != nil {
-		s += ": " + e.Err.Error()
+		s += ": " + rootText(e.Err)
 	}
 	return s
 }

@@ -5,10 +5,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"net/netip"
 	"strings"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/google/uuid"
 
@@ -20,8 +23,9 @@ import (
 // configuration or media when not nil. It returns once the peer has
 // answered the INVITE with a first response (100 Trying or later); the
 // call then rings and becomes Active or Terminated as the peer decides,
-// reported to the agent's Handler. Transport and TLS failures are returned
-// as errors (a *TLSError for TLS, inside the call.Reason).
+// reported to the agent's Handler. Transport failures are returned as
+// errors inside the call.Reason: a *TLSError for TLS failures, a
+// *ConnectionError for the rest.
 func (e *Endpoint) Call(ctx context.Context, target string, media *call.MediaConfig) (*call.Call, error) {
 	if e.cfg.Mode == InboundOnly {
 		return nil, ErrOutboundDisabled
@@ -30,14 +34,23 @@ func (e *Endpoint) Call(ctx context.Context, target string, media *call.MediaCon
 	if err != nil {
 		return nil, err
 	}
-	callID := uuid.NewString()
-	cid := sip.CallIDHeader(callID)
-	req.AppendHeader(&cid)
 	if err := e.begin(); err != nil {
 		return nil, err
 	}
-	d := &dialog{e: e, callID: callID, t: t, dua: e.dialogUA(t), req: req,
-		waitDone: make(chan struct{}), first: make(chan struct{})}
+	callID := uuid.NewString()
+	cid := sip.CallIDHeader(callID)
+	req.AppendHeader(&cid)
+	from := req.From()
+	tag, _ := from.Params.Get("tag")
+	d := &dialog{e: e, callID: callID, t: t, uac: true, localTag: tag, local: from.Address, remote: req.To().Address,
+		target: *req.Recipient.Clone(), localSeq: rand.Uint32N(1 << 30), invReq: req,
+		first: make(chan struct{}), stop: make(chan struct{}), waitDone: make(chan struct{})}
+	d.initialSeq = d.localSeq
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: d.localSeq, MethodName: sip.INVITE})
+	if d.client, d.contact, err = e.clientFor(t, req.Destination()); err != nil {
+		return nil, err
+	}
+	e.addCommon(req)
 	if err := e.track(d); err != nil {
 		return nil, err
 	}
@@ -46,7 +59,13 @@ func (e *Endpoint) Call(ctx context.Context, target string, media *call.MediaCon
 		e.untrack(d)
 		return nil, err
 	}
-	e.spawn(func() { e.watch(c, d) })
+	d.mu.Lock()
+	d.c = c
+	d.mu.Unlock()
+	if !e.spawn(func() { d.watch(c) }) {
+		c.Hangup(context.Background())
+		return nil, ErrClosed
+	}
 	return c, nil
 }
 
@@ -64,6 +83,239 @@ func (e *Endpoint) begin() error {
 	return nil
 }
 
+// SendOffer sends the initial INVITE or a re-INVITE.
+func (d *dialog) SendOffer(ctx context.Context, offer []byte) error {
+	d.mu.Lock()
+	initial := d.uac && !d.inviteSent
+	d.inviteSent = true
+	confirmed := d.confirmed
+	d.mu.Unlock()
+	if initial {
+		return d.invite(ctx, offer)
+	}
+	if !confirmed {
+		return call.Reason{Kind: call.Glare, Code: 491, Text: phrase(491)}
+	}
+	return d.reinvite(ctx, offer)
+}
+
+// invite sends the initial INVITE and returns at the first response.
+func (d *dialog) invite(ctx context.Context, offer []byte) error {
+	req := d.invReq
+	if err := d.setContact(ctx, req); err != nil {
+		close(d.waitDone)
+		return err
+	}
+	req.SetBody(offer)
+	ct := sip.ContentTypeHeader("application/sdp")
+	req.AppendHeader(&ct)
+	// The caller's ctx bounds the connection set-up and the wait for a first
+	// response, not the call.
+	tx, err := d.client.TransactionRequest(ctx, req)
+	if err != nil {
+		close(d.waitDone)
+		return d.e.transportError(ctx, d.t, req, err)
+	}
+	if ctx2, ok := tx.(*sip.ClientTx); ok {
+		// 2xx retransmissions within the transaction (RFC 6026 Accepted state).
+		ctx2.OnRetransmission(d.reack)
+	}
+	if !d.e.spawn(func() { d.uacLoop(tx) }) {
+		tx.Terminate()
+		close(d.waitDone)
+		return ErrClosed
+	}
+	select {
+	case <-d.first:
+		d.mu.Lock()
+		err := d.firstErr
+		d.mu.Unlock()
+		if err != nil {
+			return d.e.transportError(ctx, d.t, req, err)
+		}
+		return nil
+	case <-ctx.Done():
+		d.stopOnce.Do(func() { close(d.stop) })
+		return ctx.Err()
+	}
+}
+
+// setContact adds our Contact to the initial INVITE. When not listening on
+// its transport the Contact is our end of the connection the INVITE goes
+// over, which the peer reuses for its requests: the connection is made now
+// (bounded by ctx) and kept by sipgo's pool.
+func (d *dialog) setContact(ctx context.Context, req *sip.Request) error {
+	if d.t != UDP && d.contact.Address.Port == 0 {
+		probe := req.Clone()
+		if err := sipgo.ClientRequestBuild(d.client, probe); err != nil {
+			return err
+		}
+		conn, err := d.e.ua.TransportLayer().ClientRequestConnection(ctx, probe)
+		if err != nil {
+			return d.e.transportError(ctx, d.t, req, err)
+		}
+		if la, err := netip.ParseAddrPort(conn.LocalAddr().String()); err == nil {
+			d.contact.Address.Host = la.Addr().Unmap().String()
+			d.contact.Address.Port = int(la.Port())
+		}
+		conn.TryClose()
+	}
+	ct := d.contact
+	req.AppendHeader(&ct)
+	return nil
+}
+
+// uacLoop follows the initial INVITE's transaction: provisional responses,
+// the final response, our CANCEL, the answer timeout.
+func (d *dialog) uacLoop(tx sip.ClientTransaction) {
+	defer close(d.waitDone)
+	defer tx.Terminate()
+	e := d.e
+	answer := time.NewTimer(e.cfg.AnswerTimeout)
+	defer answer.Stop()
+	stop := d.stop
+	var canceled <-chan time.Time // bound on the wait for the final response after CANCEL
+	reason := call.Reason{Kind: call.LocalHangup}
+	cancelInvite := func() {
+		stop = nil
+		d.mu.Lock()
+		responded := d.responded
+		d.mu.Unlock()
+		if !responded {
+			// RFC 3261 §9.1: no CANCEL before a provisional response; nothing
+			// reached the peer we know of: give up the transaction.
+			d.markFirst(context.Canceled)
+			if c := d.callRef(); c != nil {
+				c.RemoteHangup(reason)
+			}
+			tx.Terminate()
+			return
+		}
+		d.sendCancel()
+		ct := time.NewTimer(64 * e.cfg.T1)
+		canceled = ct.C
+	}
+	for {
+		select {
+		case res := <-tx.Responses():
+			if d.onResponse(res, stop == nil) {
+				return
+			}
+		case <-tx.Done():
+			err := tx.Err()
+			d.markFirst(err)
+			if c := d.callRef(); c != nil {
+				r := call.Reason{Kind: call.SignalingFailed, Text: "INVITE failed", Err: e.transportError(context.Background(), d.t, d.invReq, err)}
+				if errors.Is(err, sip.ErrTransactionTimeout) {
+					r = call.Reason{Kind: call.Unavailable, Code: 408, Text: phrase(408), Err: err}
+				}
+				c.RemoteHangup(r)
+			}
+			return
+		case <-stop:
+			cancelInvite()
+			if canceled == nil {
+				return
+			}
+		case <-answer.C:
+			reason = call.Reason{Kind: call.Unavailable, Code: 408, Text: "no answer"}
+			if c := d.callRef(); c != nil {
+				c.RemoteHangup(reason)
+			}
+			if stop != nil {
+				cancelInvite()
+				if canceled == nil {
+					return
+				}
+			}
+		case <-canceled:
+			if c := d.callRef(); c != nil {
+				c.RemoteHangup(reason)
+			}
+			return
+		case <-e.closing:
+			if stop != nil {
+				d.sendCancel()
+			}
+			return
+		}
+	}
+}
+
+// onResponse handles a response to the initial INVITE and reports whether
+// it was final. ending is set once we have asked to cancel.
+func (d *dialog) onResponse(res *sip.Response, ending bool) bool {
+	d.mu.Lock()
+	d.responded = true
+	d.mu.Unlock()
+	d.markFirst(nil)
+	rtag, _ := res.To().Params.Get("tag")
+	switch {
+	case res.IsProvisional():
+		if rtag != "" {
+			d.mu.Lock()
+			if !d.confirmed {
+				d.remoteTag = rtag // early dialog
+			}
+			d.mu.Unlock()
+		}
+		if (res.StatusCode == 180 || res.StatusCode == 183) && !ending {
+			if c := d.callRef(); c != nil {
+				c.RemoteRinging()
+			}
+		}
+		return false
+	case res.IsSuccess():
+		d.mu.Lock()
+		d.remoteTag = rtag
+		d.confirmed = true
+		d.routes = routeSet(res, true)
+		d.mu.Unlock()
+		d.refreshTarget(res) // a 2xx without Contact keeps the Request-URI as target
+		d.sendAck(res.CSeq().SeqNo, nil)
+		c := d.callRef()
+		if ending || c == nil || errors.Is(c.RemoteAnswer(res.Body()), call.ErrState) {
+			// The call ended while the 2xx was on its way: end the dialog.
+			d.byeAsync()
+		}
+		return true
+	default:
+		if c := d.callRef(); c != nil {
+			c.RemoteReject(reasonFor(res))
+		}
+		d.e.untrack(d)
+		return true
+	}
+}
+
+// sendCancel sends CANCEL for the initial INVITE (RFC 3261 §9.1): same
+// Request-URI, Call-ID, From, To, CSeq number, Route and top Via.
+func (d *dialog) sendCancel() {
+	inv := d.invReq
+	req := sip.NewRequest(sip.CANCEL, *inv.Recipient.Clone())
+	if via := inv.Via(); via != nil {
+		req.AppendHeader(via.Clone())
+	}
+	for _, h := range inv.GetHeaders("Route") {
+		req.AppendHeader(sip.HeaderClone(h))
+	}
+	mf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&mf)
+	req.AppendHeader(sip.HeaderClone(inv.From()))
+	req.AppendHeader(sip.HeaderClone(inv.To()))
+	req.AppendHeader(sip.HeaderClone(inv.CallID()))
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
+	d.e.addCommon(req)
+	req.SetTransport(inv.Transport())
+	req.SetDestination(inv.Destination())
+	req.SetBody(nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 64*d.e.cfg.T1)
+	defer cancel()
+	if _, err := d.client.Do(ctx, req, sipgo.ClientRequestBuild); err != nil {
+		d.e.log.Debug("CANCEL", "call", d.callID, "err", err)
+	}
+}
+
 // SendMessage sends a SIP MESSAGE out of dialog and waits for the final response.
 func (e *Endpoint) SendMessage(ctx context.Context, target, contentType string, body []byte) error {
 	if e.cfg.Mode == InboundOnly {
@@ -79,15 +331,70 @@ func (e *Endpoint) SendMessage(ctx context.Context, target, contentType string, 
 	req.SetBody(body)
 	ct := sip.ContentTypeHeader(contentType)
 	req.AppendHeader(&ct)
-	dua := e.dialogUA(t)
-	res, err := dua.Client.Do(ctx, req)
+	e.addCommon(req)
+	client, _, err := e.clientFor(t, req.Destination())
+	if err != nil {
+		return err
+	}
+	res, err := client.Do(ctx, req)
 	if err != nil {
 		return e.transportError(ctx, t, req, err)
 	}
 	if !res.IsSuccess() {
-		return fmt.Errorf("%w: %d %s", ErrRejected, res.StatusCode, res.Reason)
+		return fmt.Errorf("%w: %d %s", ErrRejected, res.StatusCode, oneLine(res.Reason))
 	}
 	return nil
+}
+
+// clientFor returns a sipgo client and our Contact for requests on
+// transport t to dest (host:port): over UDP requests leave from a socket
+// of ours (the listener when there is one), so that the peer's requests
+// come back to it and Close can stop its reader.
+func (e *Endpoint) clientFor(t Transport, dest string) (*sipgo.Client, sip.ContactHeader, error) {
+	host, port := e.advertised(t)
+	opts := []sipgo.ClientOption{sipgo.WithClientLogger(sipgoLogger(e.log))}
+	if t == UDP {
+		var da netip.Addr
+		if ap, err := netip.ParseAddrPort(dest); err == nil {
+			da = ap.Addr().Unmap()
+		} else if h, _, err := net.SplitHostPort(dest); err == nil {
+			da, _ = netip.ParseAddr(h)
+		}
+		src, err := e.udpSource(da)
+		if err != nil {
+			return nil, sip.ContactHeader{}, err
+		}
+		opts = append(opts, sipgo.WithClientConnectionAddr(src.String()))
+		if host == "" {
+			host = src.Addr().String()
+		}
+		port = int(src.Port())
+	}
+	if host == "" {
+		// Not listening on t: our address toward dest; the peer reuses our
+		// connection for its requests.
+		if h, _, err := net.SplitHostPort(dest); err == nil {
+			if a, err := netip.ParseAddr(h); err == nil {
+				if c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(a, 9))); err == nil {
+					host = c.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap().String()
+					c.Close()
+				}
+			}
+		}
+	}
+	if host != "" {
+		opts = append(opts, sipgo.WithClientHostname(host))
+	}
+	client, err := sipgo.NewClient(e.ua, opts...)
+	if err != nil {
+		return nil, sip.ContactHeader{}, err
+	}
+	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: e.uri.User, Host: host, Port: port}}
+	if t != UDP {
+		contact.Address.UriParams = sip.NewParams()
+		contact.Address.UriParams.Add("transport", string(t))
+	}
+	return client, contact, nil
 }
 
 // newRequest builds an out-of-dialog request to target, choosing the
@@ -97,7 +404,7 @@ func (e *Endpoint) SendMessage(ctx context.Context, target, contentType string, 
 func (e *Endpoint) newRequest(method sip.RequestMethod, target string) (*sip.Request, Transport, error) {
 	var u sip.Uri
 	if err := sip.ParseUri(target, &u); err != nil {
-		return nil, "", fmt.Errorf("%w: target %q: %w", ErrInvalidConfig, target, err)
+		return nil, "", fmt.Errorf("%w: target %q: %s", ErrInvalidConfig, target, rootText(err))
 	}
 	t := e.cfg.Transport
 	explicit := Transport("")
@@ -126,24 +433,34 @@ func (e *Endpoint) newRequest(method sip.RequestMethod, target string) (*sip.Req
 	req.AppendHeader(&from)
 	to := sip.ToHeader{Address: sip.Uri{Scheme: u.Scheme, User: u.User, Host: u.Host, Port: u.Port}}
 	req.AppendHeader(&to)
+	mf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&mf)
 	if e.cfg.OutboundProxy.IsValid() {
 		req.SetDestination(e.cfg.OutboundProxy.String())
 	}
 	return req, t, nil
 }
 
-// agentHangup bounds in-dialog requests the endpoint sends on its own.
-func (e *Endpoint) agentHangup() time.Duration { return 5 * time.Second }
-
 // transportError classifies a failure to send req: TLS failures become a
-// *TLSError. A TLS connection the peer closed without answering is probed
-// once (at most a second) to read the alert that tells whether our
-// certificate was refused: with TLS 1.3 that alert arrives after our side
-// of the handshake has already succeeded.
+// *TLSError, everything else a *ConnectionError. A TLS connection the peer
+// closed without answering is probed once (at most a second) to read the
+// alert that tells whether our certificate was refused: with TLS 1.3 that
+// alert arrives after our side of the handshake has already succeeded.
 func (e *Endpoint) transportError(ctx context.Context, t Transport, req *sip.Request, err error) error {
-	dest := req.Destination()
-	if t != TLS {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
+	}
+	var te *TLSError
+	var ce *ConnectionError
+	if errors.As(err, &te) || errors.As(err, &ce) {
+		return err
+	}
+	dest := req.Destination()
+	if errors.Is(err, sip.ErrTransactionTimeout) {
+		return &ConnectionError{Remote: dest, Err: ErrTimeout}
+	}
+	if t != TLS || isDialError(err) {
+		return &ConnectionError{Remote: dest, Err: err}
 	}
 	if te := classifyTLS(err, dest); te != nil {
 		return te
@@ -152,6 +469,13 @@ func (e *Endpoint) transportError(ctx context.Context, t Transport, req *sip.Req
 		return te
 	}
 	return &TLSError{Reason: OtherTLSFailure, Remote: dest, Err: err}
+}
+
+// isDialError reports whether err is a failure to open the TCP connection
+// (refused, unreachable, timed out): not a TLS failure.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // probeTLS dials dest with our client TLS configuration and waits up to a

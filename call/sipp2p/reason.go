@@ -8,7 +8,7 @@ import (
 
 // reasonFor maps a final SIP response to a call Reason.
 func reasonFor(res *sip.Response) call.Reason {
-	r := call.Reason{Code: res.StatusCode, Text: res.Reason}
+	r := call.Reason{Code: res.StatusCode, Text: oneLine(res.Reason)}
 	switch c := res.StatusCode; {
 	case c == 486 || c == 600:
 		r.Kind = call.Busy
@@ -28,10 +28,11 @@ func reasonFor(res *sip.Response) call.Reason {
 	return r
 }
 
-// statusFor maps a call Reason to the SIP status and phrase of a rejection.
+// statusFor maps a call Reason to the SIP status and standard phrase of a
+// rejection (the Reason's text is never sent: it is for the application).
 func statusFor(r call.Reason) (int, string) {
 	code := r.Code
-	if code == 0 {
+	if code < 300 || code > 699 {
 		switch r.Kind {
 		case call.Busy:
 			code = 486
@@ -43,17 +44,13 @@ func statusFor(r call.Reason) (int, string) {
 			code = 491
 		case call.Unavailable:
 			code = 480
+		case call.Canceled:
+			code = 487
 		case call.Declined, call.LocalHangup:
 			code = 603
 		default:
 			code = 500
 		}
 	}
-	phrase := map[int]string{400: "Bad Request", 403: "Forbidden", 480: "Temporarily Unavailable", 481: "Call/Transaction Does Not Exist",
-		486: "Busy Here", 488: "Not Acceptable Here", 491: "Request Pending", 500: "Server Internal Error", 600: "Busy Everywhere",
-		603: "Decline", 606: "Not Acceptable"}[code]
-	if phrase == "" {
-		phrase = "Rejected"
-	}
-	return code, phrase
+	return code, phrase(code)
 }

@@ -3,6 +3,8 @@ package sipp2p
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -10,88 +12,133 @@ import (
 )
 
 // reinvite sends a re-INVITE in the dialog (sipgo has no API for it),
-// acknowledges a 2xx and reports the outcome to the call.
+// acknowledges a 2xx, and reports the outcome to the call. It returns at
+// the final response or when ctx ends.
 func (d *dialog) reinvite(ctx context.Context, offer []byte) error {
-	uac, uas, _ := d.sessions()
-	var remote sip.Uri
-	var do func(context.Context, *sip.Request) (*sip.Response, error)
-	var write func(*sip.Request) error
-	if uac != nil {
-		remote = uac.InviteResponse.Contact().Address
-		do, write = uac.Do, uac.WriteRequest
-	} else {
-		remote = uas.InviteRequest.Contact().Address
-		do, write = uas.Do, uas.WriteRequest
-	}
-	req := sip.NewRequest(sip.INVITE, remote)
-	req.SetTransport(d.t.sip())
+	req := d.newRequest(sip.INVITE, 0)
 	req.SetBody(offer)
 	ct := sip.ContentTypeHeader("application/sdp")
 	req.AppendHeader(&ct)
-	contact := d.dua.ContactHDR
-	req.AppendHeader(&contact)
-	res, err := do(ctx, req)
+	tx, err := d.client.TransactionRequest(ctx, req)
 	if err != nil {
-		return err
+		return d.e.transportError(ctx, d.t, req, err)
 	}
-	c := d.call()
+	defer tx.Terminate()
+	if ctx2, ok := tx.(*sip.ClientTx); ok {
+		ctx2.OnRetransmission(d.reack)
+	}
+	var res *sip.Response
+	for res == nil {
+		select {
+		case r := <-tx.Responses():
+			if !r.IsProvisional() {
+				res = r
+			}
+		case <-tx.Done():
+			return d.e.transportError(ctx, d.t, req, tx.Err())
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-d.e.closing:
+			return ErrClosed
+		}
+	}
+	c := d.callRef()
+	if !res.IsSuccess() {
+		if c != nil {
+			c.RemoteReject(reasonFor(res))
+			if res.StatusCode == 481 || res.StatusCode == 408 {
+				// RFC 3261 §12.2.1.2: the dialog is gone.
+				c.RemoteHangup(call.Reason{Kind: call.SignalingFailed, Code: res.StatusCode, Text: phrase(res.StatusCode)})
+			}
+		}
+		return nil
+	}
+	d.refreshTarget(res)
+	d.sendAck(res.CSeq().SeqNo, nil)
 	if c == nil {
 		return call.ErrClosed
 	}
-	if !res.IsSuccess() {
-		c.RemoteReject(reasonFor(res))
-		return nil
-	}
-	ack := sip.NewRequest(sip.ACK, remote)
-	ack.SetTransport(d.t.sip())
-	ack.AppendHeader(&sip.CSeqHeader{SeqNo: req.CSeq().SeqNo, MethodName: sip.ACK})
-	if err := write(ack); err != nil {
-		d.e.log.Debug("re-INVITE ACK", "err", err)
-	}
-	if err := c.RemoteAnswer(res.Body()); err != nil && !errors.Is(err, call.ErrState) {
-		return nil // the call ended itself, sending BYE
-	}
+	// An unusable answer ends the call (the core sends the BYE).
+	c.RemoteAnswer(res.Body())
 	return nil
 }
 
-// onReinvite answers an in-dialog INVITE: 200 with our answer, 491 while our
-// own offer is pending (glare), 488/400 for an unacceptable offer, 481 for an
-// unknown dialog.
-func (e *Endpoint) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
-	cid := req.CallID()
-	var d *dialog
-	if cid != nil {
-		d = e.lookup(cid.Value())
-	}
-	var c *call.Call
-	if d != nil {
-		c = d.call()
-	}
-	if c == nil {
-		e.respond(tx, req, 481, "Call/Transaction Does Not Exist")
+// onReinvite answers an INVITE inside a dialog (RFC 3261 §14.2): 481 when
+// the Call-ID and both tags match no dialog, 500 with Retry-After for a
+// CSeq lower than the last or while a previous re-INVITE is unanswered,
+// 491 while our own offer is pending (glare), 488/400 for an unusable
+// offer, else 200 with our answer, retransmitted until its ACK.
+func (e *Endpoint) onReinvite(req *sip.Request, tx sip.ServerTransaction, ltag string) {
+	rtag, _ := req.From().Params.Get("tag")
+	d := e.lookup(req.CallID().Value(), ltag)
+	if d == nil || !d.matches(rtag) {
+		e.respond(tx, req, 481, nil)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), e.agentHangup())
+	seq := req.CSeq().SeqNo
+	d.mu.Lock()
+	busy := d.reinBusy || len(d.acks) > 0
+	confirmed := d.confirmed
+	d.mu.Unlock()
+	if busy {
+		e.respond(tx, req, 500, nil, retryAfter(rand.IntN(11)))
+		return
+	}
+	if !d.checkSeq(seq) {
+		e.respond(tx, req, 500, nil, retryAfter(rand.IntN(11)))
+		return
+	}
+	c := d.callRef()
+	if c == nil {
+		e.respond(tx, req, 481, nil)
+		return
+	}
+	if !confirmed {
+		e.glare.Add(1)
+		e.respond(tx, req, 491, nil)
+		return
+	}
+	if len(req.Body()) == 0 {
+		// A re-INVITE without an offer wants ours in the 200 and its answer
+		// in the ACK; the call core cannot make an offer outside Renegotiate.
+		e.respond(tx, req, 488, nil, sip.NewHeader("Warning", `399 - "an offer is required in the re-INVITE"`))
+		return
+	}
+	d.mu.Lock()
+	d.reinBusy = true
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.reinBusy = false
+		d.mu.Unlock()
+	}()
+	offer, rejected := filterOffer(req.Body())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	answer, err := c.RemoteOffer(ctx, req.Body())
+	answer, err := c.RemoteOffer(ctx, offer)
 	if err != nil {
 		var r call.Reason
 		if !errors.As(err, &r) {
 			r = call.Reason{Code: 481}
 		}
-		code, phrase := statusFor(r)
+		code, _ := statusFor(r)
 		if code == 491 {
 			e.glare.Add(1)
 		}
-		e.respond(tx, req, code, phrase)
+		e.respond(tx, req, code, nil)
 		return
 	}
-	res := sip.NewResponseFromRequest(req, 200, "OK", answer)
-	ct := sip.ContentTypeHeader("application/sdp")
-	res.AppendHeader(&ct)
-	contact := d.dua.ContactHDR
-	res.AppendHeader(&contact)
-	if err := tx.Respond(res); err != nil {
-		e.log.Debug("re-INVITE 200", "err", err)
+	d.refreshTarget(req)
+	res := d.uasResponse(req, 200, restoreAnswer(answer, rejected))
+	ack := make(chan []byte, 1)
+	d.mu.Lock()
+	if d.acks == nil {
+		d.acks = make(map[uint32]chan []byte)
+	}
+	d.acks[seq] = ack
+	d.mu.Unlock()
+	acked := make(chan struct{})
+	if !e.spawn(func() { d.retransmit(tx, res, seq, ack, acked) }) {
+		e.respond(tx, req, 503, nil)
 	}
 }
