@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/reflow-go/reflow/internal/goid"
 	"log/slog"
 	"sync"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/reflow-go/reflow/call/sdpx"
+	"github.com/reflow-go/reflow/internal/notify"
 	"github.com/reflow-go/reflow/srtp"
 )
 
@@ -25,13 +25,11 @@ type Agent struct {
 	cfg Config
 	log *slog.Logger
 
-	mu      sync.Mutex
-	calls   map[string]*Call
-	closed  bool
-	queue   []func(Handler)
-	running bool
-	runner  uint64
-	wg      sync.WaitGroup
+	events notify.Queue // handler calls
+
+	mu     sync.Mutex
+	calls  map[string]*Call
+	closed bool
 }
 
 // New validates cfg and returns an Agent.
@@ -81,7 +79,7 @@ func (a *Agent) newCall(dir Direction, sig Signaling, p Params) (*Call, error) {
 	_, _ = rand.Read(b[:])
 	c := &Call{
 		a: a, id: p.ID, dir: dir, remote: p.Remote, sig: sig, cfg: cfg, log: a.log,
-		done: make(chan struct{}), keys: make(map[srtp.Suite]srtp.Keys),
+		done: make(chan struct{}), ended: make(chan struct{}), keys: make(map[srtp.Suite]srtp.Keys),
 		sessID: binary.BigEndian.Uint64(b[:]) >> 2, version: 0,
 	}
 	if cfg.ICE {
@@ -94,26 +92,39 @@ func (a *Agent) newCall(dir Direction, sig Signaling, p Params) (*Call, error) {
 	if dir == Inbound {
 		c.state = Incoming
 	}
+	register := func() error {
+		if a.closed {
+			return ErrClosed
+		}
+		if _, dup := a.calls[p.ID]; dup {
+			return fmt.Errorf("%w: call %q exists", ErrInvalidConfig, p.ID)
+		}
+		return nil
+	}
 	a.mu.Lock()
-	if a.closed {
-		a.mu.Unlock()
-		return nil, ErrClosed
-	}
-	if _, dup := a.calls[p.ID]; dup {
-		a.mu.Unlock()
-		return nil, fmt.Errorf("%w: call %q exists", ErrInvalidConfig, p.ID)
-	}
-	a.calls[p.ID] = c
-	a.wg.Add(1) // released by forget
+	err := register()
 	a.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
 	md, err := OpenMedia(a.cfg.Manager, cfg, a.cfg.SetupTimeout, c.onMediaError)
 	if err != nil {
-		a.forget(c)
 		return nil, Reason{Kind: MediaFailed, Code: 500, Text: "opening the media stream", Err: err}
 	}
 	c.mu.Lock()
 	c.media = md
 	c.mu.Unlock()
+	// The call is registered with its media, so that Close (which ends the
+	// registered calls) never misses a stream being opened.
+	a.mu.Lock()
+	if err = register(); err == nil {
+		a.calls[p.ID] = c
+	}
+	a.mu.Unlock()
+	if err != nil {
+		md.Close()
+		return nil, err
+	}
 	return c, nil
 }
 
@@ -212,53 +223,23 @@ func (a *Agent) forget(c *Call) {
 	a.mu.Lock()
 	if a.calls[c.id] == c {
 		delete(a.calls, c.id)
-		a.wg.Done()
 	}
 	a.mu.Unlock()
 }
 
-// spawn runs f on a goroutine the agent waits for in Close.
-func (a *Agent) spawn(f func()) {
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		f()
-	}()
-}
-
-// emit queues a handler call; they are made one at a time, in order.
+// emit queues a handler call; they are made one at a time, in order, on a
+// goroutine of the queue, never with a lock held. It never blocks; after the
+// agent's queue stopped (Close) the call is dropped.
 func (a *Agent) emit(f func(Handler)) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.queue = append(a.queue, f)
-	if !a.running {
-		a.running = true
-		a.wg.Add(1)
-		go a.dispatch()
-	}
-}
-
-func (a *Agent) dispatch() {
-	defer a.wg.Done()
-	id := goid.Current()
-	for {
-		a.mu.Lock()
-		if len(a.queue) == 0 {
-			a.running, a.runner = false, 0
-			a.mu.Unlock()
-			return
-		}
-		f := a.queue[0]
-		a.queue = a.queue[1:]
-		a.runner = id
-		a.mu.Unlock()
-		f(a.cfg.Handler)
-	}
+	a.events.Post(func() { f(a.cfg.Handler) })
 }
 
 // Close hangs up every call (sending the hangups), refuses new calls and
-// waits for the agent's goroutines and the calls' media to close. It is
-// idempotent and may be called from a Handler.
+// returns once every call has ended and its media is closed. It is
+// idempotent and safe from any goroutine, a Handler included: it never waits
+// for a running handler call. The handler calls queued before Close returns
+// (the calls' Terminated states among them) are still made, in order; none
+// after. Done tells when the last one has returned.
 func (a *Agent) Close() error {
 	a.mu.Lock()
 	a.closed = true
@@ -266,17 +247,25 @@ func (a *Agent) Close() error {
 	for _, c := range a.calls {
 		calls = append(calls, c)
 	}
-	inHandler := a.running && a.runner == goid.Current()
 	a.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, c := range calls {
 		wg.Go(func() { c.terminate(Reason{Kind: LocalHangup, Text: "agent closed"}, true) })
 	}
 	wg.Wait()
-	if inHandler {
-		// The handler goroutine itself cannot be waited for; the calls are ended.
-		return nil
+	// A call ended concurrently (by the peer, or a media failure) may still
+	// be finishing on another goroutine: wait until it has.
+	for _, c := range calls {
+		<-c.ended
 	}
-	a.wg.Wait()
+	// Stop the handler queue after what is queued now: the Terminated states
+	// above are delivered, later events are not.
+	if !a.events.Post(a.events.Close) {
+		a.events.Close()
+	}
 	return nil
 }
+
+// Done is closed once the agent is closed and its last handler call has
+// returned.
+func (a *Agent) Done() <-chan struct{} { return a.events.Done() }

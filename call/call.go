@@ -26,7 +26,8 @@ type Call struct {
 	sig    Signaling
 	cfg    MediaConfig
 	log    *slog.Logger
-	done   chan struct{}
+	done   chan struct{} // closed when the call has ended and its media is closed
+	ended  chan struct{} // closed when terminate has finished (Terminated queued)
 
 	mu        sync.Mutex
 	state     State
@@ -248,7 +249,9 @@ func (c *Call) onMediaError(md *Media, err error) {
 			r = Reason{Kind: SecurityFailed, Text: "DTLS-SRTP failed", Err: err}
 		}
 	}
-	c.a.spawn(func() { c.terminate(r, true) })
+	// Not on the stream's handler goroutine: terminate sends the hangup and
+	// closes the stream.
+	go c.terminate(r, true)
 }
 
 // terminate ends the call: it sends the hangup (or rejection) when send is
@@ -295,4 +298,5 @@ func (c *Call) terminate(r Reason, send bool) {
 	close(c.done)
 	c.a.forget(c)
 	c.a.emit(func(h Handler) { h.OnState(c, from, Terminated, r) })
+	close(c.ended)
 }

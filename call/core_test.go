@@ -187,10 +187,14 @@ func TestReoffer(t *testing.T) {
 			if sb.Local == oldLocal || sa.Remote != sb.Local {
 				t.Errorf("new media: b local %v (was %v), a remote %v", sb.Local, oldLocal, sa.Remote)
 			}
+			// Closed: writes fail at once; Done follows its last handler call.
+			if _, err := old.RTP().Write(rtpPacket(1)); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("old stream still open: %v", err)
+			}
 			select {
 			case <-old.Done():
-			default:
-				t.Error("old stream still open")
+			case <-ctx.Done():
+				t.Error("old stream's Done not closed")
 			}
 			bothWays(t, ca, cb)
 

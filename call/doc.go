@@ -80,10 +80,19 @@
 //		LocalAddr: netip.MustParseAddr("192.0.2.10"), Security: sdpx.DTLS}, Handler: h})
 //	defer agent.Close()
 //
-// # Concurrency
+// # Concurrency and lifecycle
 //
-// Agents and calls are safe for concurrent use. Handler calls are made one at
-// a time, in order, on a goroutine of the agent, never with a lock held.
-// Signaling methods are never called with a lock held. Agent.Close hangs up
-// every call and waits for every goroutine the agent started.
+// Agents and calls are safe for concurrent use. Handler calls are made one
+// at a time, in order, on a goroutine of the agent (internal/notify), never
+// with a lock held; posting them never blocks, so a slow or blocked handler
+// delays later handler calls but never media or signalling. Signaling
+// methods are never called with a lock held.
+//
+// Agent.Close hangs up every call and returns once each has ended and its
+// media stream is closed. It is idempotent and safe from any goroutine, a
+// Handler included, and never waits for a running handler call, so it cannot
+// deadlock on its own handler. The handler calls queued before Close returns
+// (the Terminated state of every call it ended among them) are still made;
+// Agent.Done is closed once the last has returned. Call.Hangup returns once
+// the call's media is closed; Call.Done tells the same.
 package call

@@ -1,10 +1,15 @@
 package sdpx
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/reflow-go/reflow/internal/leak"
+)
 
 // FuzzParse checks that Parse never panics and that whatever it accepts can
 // be written back and parsed again.
 func FuzzParse(f *testing.F) {
+	leak.Check(f)
 	f.Add([]byte(sdesOffer))
 	f.Add([]byte(dtlsOffer))
 	f.Add([]byte("v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nc=IN IP4 0.0.0.0\r\nm=audio 0 RTP/AVP 0\r\n"))
