@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 	pb "github.com/reflow-go/reflow/call/webterminal/webterminalpb"
+	"github.com/reflow-go/reflow/internal/notify"
 )
 
 // Direction tells who placed a call.
@@ -71,7 +72,7 @@ type Call struct {
 
 	ctx    context.Context // ends with the call
 	cancel context.CancelFunc
-	work   serial // media operations of the call, in order
+	work   notify.Queue // media operations of the call, in order; closed when it ends
 
 	mu           sync.Mutex
 	state        State
@@ -88,7 +89,6 @@ func newCall(t *Terminal, s *session, id, peer string, dir Direction, st State) 
 	c := &Call{t: t, s: s, id: id, peer: peer, dir: dir, state: st,
 		established: make(chan struct{}), done: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
-	c.work.wg = &t.wg
 	return c
 }
 
@@ -258,6 +258,8 @@ func (c *Call) end(reason error, bye bool) {
 	m := c.media
 	c.cancel()
 	c.mu.Unlock()
+	c.work.Close() // pending media work is moot; a running one sees ctx end
+	c.t.retire(c)
 	defer close(c.done) // after the media is closed
 	c.t.mu.Lock()
 	if c.s.calls[c.id] == c {
@@ -322,7 +324,7 @@ func (c *Call) onAnswer(sdp string) {
 	c.state = Active // a renegotiation Offer right after is answered after this
 	m := c.media
 	c.mu.Unlock()
-	c.work.push(func() {
+	c.work.Post(func() {
 		if err := m.SetAnswer(c.ctx, sdp); err != nil {
 			c.end(fmt.Errorf("%w: %w", ErrMedia, err), true)
 			return
@@ -354,7 +356,7 @@ func (c *Call) onReoffer(sdp string) {
 	c.mu.Lock()
 	m := c.media
 	c.mu.Unlock()
-	c.work.push(func() {
+	c.work.Post(func() {
 		ans, err := m.Answer(c.ctx, sdp)
 		if err != nil {
 			c.end(fmt.Errorf("%w: renegotiation: %w", ErrMedia, err), true)

@@ -42,12 +42,21 @@
 //   - An InCall for a call of ours (MultiPipe), or after our ToPhone, ends that
 //     call with ErrTransferred; InCall/Idle carry the msisdn they are about.
 //
-// # Concurrency
+// # Concurrency and lifecycle
 //
 // Terminals, calls and the core are safe for concurrent use. Each stream has
 // one writer goroutine; Handler calls are made one at a time, in order, on a
-// goroutine of the terminal, never with a lock held. Close is idempotent,
-// sends Bye for the calls in progress and waits for the terminal's goroutines.
+// goroutine of the terminal (internal/notify), never with a lock held, and
+// posting them never blocks the stream reader. The media work of a call
+// (applying answers and re-offers) runs in order on a queue of its own.
+//
+// Terminal.Close is idempotent and safe from any goroutine, a Handler
+// included: it sends Bye for the calls in progress, ends the registration
+// stream, closes the connection and returns once the terminal's goroutines
+// have ended, without waiting for a running Handler call, so it cannot
+// deadlock on its own handler. The Handler calls queued before Close returns
+// (the calls' endings among them) are still made; Terminal.Done is closed
+// once the last has returned.
 //
 // SDP follows RFC 3264 (offer/answer) and RFC 8839 (ICE: a=ice-lite,
 // credentials, a=candidate); ICE-lite RFC 8445; DTLS-SRTP RFC 5763, SDES

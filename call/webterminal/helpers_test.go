@@ -66,6 +66,16 @@ type rec struct {
 	ringing      chan *Call
 	ended        chan *Call
 	auto         string // "accept", "ring+accept", "reject" or "" (hand over on incoming)
+
+	mu    sync.Mutex
+	onEnd func() // run once, by the next OnCallEnded
+}
+
+// hook makes the next OnCallEnded call f (on the handler goroutine).
+func (r *rec) hook(f func()) {
+	r.mu.Lock()
+	r.onEnd = f
+	r.mu.Unlock()
 }
 
 func newRec(auto string) *rec {
@@ -80,8 +90,17 @@ func (r *rec) OnRegistered(*Terminal)              { r.registered <- struct{}{} 
 func (r *rec) OnUnregistered(_ *Terminal, e error) { r.unregistered <- e }
 func (r *rec) OnRinging(c *Call)                   { r.ringing <- c }
 func (r *rec) OnEstablished(*Call)                 {}
-func (r *rec) OnCallEnded(c *Call, _ error)        { r.ended <- c }
-func (r *rec) OnStatus(_ *Terminal, s Status)      { r.status <- s }
+func (r *rec) OnCallEnded(c *Call, _ error) {
+	r.ended <- c
+	r.mu.Lock()
+	f := r.onEnd
+	r.onEnd = nil
+	r.mu.Unlock()
+	if f != nil {
+		f()
+	}
+}
+func (r *rec) OnStatus(_ *Terminal, s Status) { r.status <- s }
 func (r *rec) OnProtocolError(_ *Terminal, e error) {
 	r.protoErr <- e
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	pb "github.com/reflow-go/reflow/call/webterminal/webterminalpb"
+	"github.com/reflow-go/reflow/internal/notify"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -71,15 +72,17 @@ type Terminal struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	events serial
-	wg     sync.WaitGroup
+	events notify.Queue   // Handler calls
+	wg     sync.WaitGroup // the loop and the stream writers
 
 	mu         sync.Mutex
 	sess       *session
 	closed     bool
 	registered chan struct{} // closed at the first registration
 	observed   map[string]Status
-	done       chan struct{}
+	retired    []*Call       // ended calls whose media work may still run
+	released   chan struct{} // closed when Close has released everything
+	closeErr   error
 }
 
 // session is one registration stream.
@@ -129,7 +132,7 @@ func Dial(ctx context.Context, cfg Config) (*Terminal, error) {
 	t := &Terminal{
 		cfg: cfg, log: log.With("msisdn", cfg.MSISDN, "mode", cfg.Mode.String()),
 		conn: conn, client: pb.NewWebTerminalClient(conn),
-		registered: make(chan struct{}), observed: map[string]Status{}, done: make(chan struct{}),
+		registered: make(chan struct{}), observed: map[string]Status{}, released: make(chan struct{}),
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.wg.Add(1)
@@ -156,8 +159,9 @@ func (t *Terminal) Registered() bool {
 	return t.sess != nil
 }
 
-// Done is closed when the terminal is closed.
-func (t *Terminal) Done() <-chan struct{} { return t.done }
+// Done is closed once the terminal is closed and its last Handler call has
+// returned.
+func (t *Terminal) Done() <-chan struct{} { return t.events.Done() }
 
 // Observed returns the InCall statuses currently known (InCall received and
 // no Idle yet), sorted by call ID.
@@ -186,14 +190,18 @@ func (t *Terminal) Calls() []*Call {
 }
 
 // Close hangs up every call (Bye), ends the registration stream, closes the
-// connection and waits for the terminal's goroutines. It is idempotent and may
-// be called from a Handler.
+// connection and returns once the terminal's goroutines (stream reader and
+// writer, the calls' media work) have ended. It is idempotent and safe from
+// any goroutine, a Handler included: it never waits for a running Handler
+// call. The Handler calls queued before Close returns (the calls' endings
+// among them) are still made, in order; none after. Done tells when the last
+// one has returned.
 func (t *Terminal) Close() error {
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
-		<-t.done
-		return nil
+		<-t.released
+		return t.closeErr
 	}
 	t.closed = true
 	s := t.sess
@@ -217,16 +225,41 @@ func (t *Terminal) Close() error {
 		timer.Stop()
 	}
 	t.cancel()
-	t.wg.Wait()
-	t.events.close()
-	err := t.conn.Close()
-	close(t.done)
-	return err
+	t.wg.Wait() // the loop and the writers never wait for a Handler call
+	t.mu.Lock()
+	retired := t.retired
+	t.retired = nil
+	t.mu.Unlock()
+	for _, c := range retired {
+		<-c.work.Done() // media work of ended calls; their contexts are canceled
+	}
+	t.closeErr = t.conn.Close()
+	close(t.released)
+	if !t.events.Post(t.events.Close) {
+		t.events.Close()
+	}
+	return t.closeErr
 }
 
-// emit queues a Handler call.
+// retire records an ended call whose media work Close must wait for, and
+// forgets those whose work has finished.
+func (t *Terminal) retire(c *Call) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	kept := t.retired[:0]
+	for _, r := range t.retired {
+		select {
+		case <-r.work.Done():
+		default:
+			kept = append(kept, r)
+		}
+	}
+	t.retired = append(kept, c)
+}
+
+// emit queues a Handler call; it never blocks.
 func (t *Terminal) emit(f func(h Handler)) {
-	t.events.push(func() { f(t.cfg.Handler) })
+	t.events.Post(func() { f(t.cfg.Handler) })
 }
 
 // loop registers, reads the stream until it breaks, and re-registers with
