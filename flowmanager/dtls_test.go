@@ -236,14 +236,15 @@ func TestDTLSHandshakeTimeout(t *testing.T) {
 // waitSecure waits (bounded) until every flow of the streams is keyed.
 func waitSecure(t testing.TB, streams ...*mediastream.Stream) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
 	for _, s := range streams {
+		if _, err := s.WaitKeyed(ctx); err != nil {
+			t.Fatalf("stream not keyed: %v", err)
+		}
 		for _, f := range s.Flows() {
-			for !f.IsSecure() {
-				if time.Now().After(deadline) {
-					t.Fatalf("%v flow not secured within 15 s (err %v)", f.Component(), s.Err())
-				}
-				time.Sleep(time.Millisecond)
+			if !f.IsSecure() {
+				t.Fatalf("%v flow not secure after OnKeyed", f.Component())
 			}
 		}
 	}

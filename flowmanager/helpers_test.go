@@ -53,13 +53,19 @@ func (r *recorder) leave() {
 func (r *recorder) OnReady(s *mediastream.Stream, rtp, rtcp flow.Tuple) {
 	r.enter("ready")
 	defer r.leave()
-	r.ready <- [2]flow.Tuple{rtp, rtcp}
+	select { // never block: a blocked handler would keep Done open
+	case r.ready <- [2]flow.Tuple{rtp, rtcp}:
+	default:
+	}
 }
 
 func (r *recorder) OnError(s *mediastream.Stream, err error) {
 	r.enter("error")
 	defer r.leave()
-	r.errs <- err
+	select {
+	case r.errs <- err:
+	default:
+	}
 }
 
 func (r *recorder) waitReady(t testing.TB) [2]flow.Tuple {

@@ -62,6 +62,8 @@ type Manager struct {
 	streams map[*mediastream.Stream]struct{}
 	closed  bool
 	cert    *tls.Certificate
+	all     []*mediastream.Stream // every stream ever made that Done still waits for
+	done    chan struct{}
 }
 
 // Certificate returns the manager's DTLS certificate, generating it on first use.
@@ -104,7 +106,7 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.PortMin != 0 && cfg.PortMax-cfg.PortMin < 1 {
 		return nil, fmt.Errorf("%w: port range %d-%d holds no RTP/RTCP pair", ErrInvalidConfig, cfg.PortMin, cfg.PortMax)
 	}
-	m := &Manager{cfg: cfg, streams: make(map[*mediastream.Stream]struct{}), cert: cfg.Certificate}
+	m := &Manager{cfg: cfg, streams: make(map[*mediastream.Stream]struct{}), cert: cfg.Certificate, done: make(chan struct{})}
 	if cfg.Certificate != nil && len(cfg.Certificate.Certificate) == 0 {
 		return nil, fmt.Errorf("%w: empty DTLS certificate", ErrInvalidConfig)
 	}
@@ -140,6 +142,7 @@ func (m *Manager) NewStream(ctx context.Context, cfg mediastream.Config, h media
 		return nil, ErrClosed
 	}
 	m.streams[s] = struct{}{}
+	m.all = append(m.all, s)
 	m.mu.Unlock()
 	return s, nil
 }
@@ -147,8 +150,29 @@ func (m *Manager) NewStream(ctx context.Context, cfg mediastream.Config, h media
 func (m *Manager) forget(s *mediastream.Stream) {
 	m.mu.Lock()
 	delete(m.streams, s)
+	// Streams whose handlers have returned need no waiting for in Done.
+	live := m.all[:0]
+	for _, x := range m.all {
+		select {
+		case <-x.Done():
+		default:
+			if x != s {
+				live = append(live, x)
+			}
+		}
+	}
+	clear(m.all[len(live):])
+	m.all = live
+	if x := s; x != nil {
+		m.all = append(m.all, x) // its Done follows its Close shortly
+	}
 	m.mu.Unlock()
 }
+
+// Done is closed once the manager is closed and every stream's Done is
+// closed (the last handler call of every stream has returned). A handler must
+// not wait for it.
+func (m *Manager) Done() <-chan struct{} { return m.done }
 
 // Streams returns the number of open streams.
 func (m *Manager) Streams() int {
@@ -157,15 +181,32 @@ func (m *Manager) Streams() int {
 	return len(m.streams)
 }
 
-// Close closes every stream and refuses new ones. It is idempotent.
+// Close closes every stream and refuses new ones. It is idempotent and safe
+// from any goroutine, a stream's Handler included: like Stream.Close it
+// returns once the streams' resources are released, without waiting for
+// handler calls in progress (Done does).
 func (m *Manager) Close() error {
 	m.mu.Lock()
+	first := !m.closed
 	m.closed = true
 	list := make([]*mediastream.Stream, 0, len(m.streams))
 	for s := range m.streams {
 		list = append(list, s)
 	}
 	m.mu.Unlock()
+	if first {
+		defer func() {
+			m.mu.Lock()
+			wait := append([]*mediastream.Stream(nil), m.all...)
+			m.mu.Unlock()
+			go func() {
+				for _, s := range wait {
+					<-s.Done()
+				}
+				close(m.done)
+			}()
+		}()
+	}
 	var errs []error
 	for _, s := range list {
 		if err := s.Close(); err != nil {

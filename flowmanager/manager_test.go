@@ -305,6 +305,37 @@ func TestSTUNKeepalive(t *testing.T) {
 	})
 }
 
+// Two flows failing for one reason (the STUN server is silent) reach the
+// handler as one error: the root cause, not one per flow.
+func TestOneRootCause(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := memnet.New()
+		pc, err := n.Listen("udp4", netip.MustParseAddrPort("192.0.2.1:3478"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close() // a server that never answers
+		m := memnetManager(t, n)
+		r := newRecorder()
+		s, err := m.NewStream(context.Background(), mediastream.Config{
+			LocalAddr: netip.MustParseAddr("10.0.0.1"), RTCP: true,
+			NAT: natmode.Config{Mode: natmode.STUNBinding, Server: netip.MustParseAddrPort("192.0.2.1:3478"), Timeout: 300 * time.Millisecond},
+		}, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second) // fake time: both flows' setups have given up
+		synctest.Wait()
+		if len(r.errs) != 1 {
+			t.Fatalf("%d OnError calls for one cause, want 1", len(r.errs))
+		}
+		if err := <-r.errs; !errors.Is(err, flow.ErrSTUNTimeout) || s.Err() != err {
+			t.Fatalf("error %v, Err %v", err, s.Err())
+		}
+		s.Close()
+	})
+}
+
 func TestHandlerOrderAndReentrantClose(t *testing.T) {
 	leak.Check(t)
 	silent, err := testserver.StartSilent(netip.AddrPortFrom(loop4, 0))
@@ -313,7 +344,8 @@ func TestHandlerOrderAndReentrantClose(t *testing.T) {
 	}
 	defer silent.Close()
 	m := newManager(t, flowmanager.Config{})
-	// Both flows fail: two OnError calls, one at a time, each naming its component.
+	// Both flows fail for the same reason: one OnError, with the root cause
+	// (the second flow's timeout is not reported again).
 	r := newRecorder()
 	s, err := m.NewStream(context.Background(), mediastream.Config{
 		LocalAddr: loop4, RTCP: true,
@@ -322,24 +354,21 @@ func TestHandlerOrderAndReentrantClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	comps := map[flow.Component]bool{}
-	for i := 0; i < 2; i++ {
-		err := r.waitError(t, 10*time.Second)
-		var fe *flow.Error
-		if !errors.As(err, &fe) || !errors.Is(err, flow.ErrSTUNTimeout) {
-			t.Fatalf("error %v", err)
-		}
-		comps[fe.Component] = true
+	err = r.waitError(t, 10*time.Second)
+	var fe *flow.Error
+	if !errors.As(err, &fe) || !errors.Is(err, flow.ErrSTUNTimeout) {
+		t.Fatalf("error %v", err)
 	}
-	if !comps[flow.RTP] || !comps[flow.RTCP] {
-		t.Fatalf("errors named %v", comps)
-	}
-	if s.Err() == nil || s.IsReady() {
+	if s.Err() != err || s.IsReady() {
 		t.Fatalf("Err %v IsReady %v", s.Err(), s.IsReady())
 	}
+	if _, _, werr := s.WaitReady(context.Background()); werr != err {
+		t.Fatalf("WaitReady: %v, want %v", werr, err)
+	}
 	s.Close()
+	<-s.Done()
 	r.mu.Lock()
-	if r.overlap || len(r.events) != 2 {
+	if r.overlap || len(r.events) != 1 {
 		t.Fatalf("events %v overlap %v", r.events, r.overlap)
 	}
 	r.mu.Unlock()
@@ -385,10 +414,20 @@ func TestManagerCloseClosesStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, s := range streams {
+		if _, err := s.RTP().Write(rtpPacket(1, 20)); !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("a stream is still open after Manager.Close: write %v", err)
+		}
+	}
+	select {
+	case <-m.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Manager.Done not closed")
+	}
+	for _, s := range streams {
 		select {
 		case <-s.Done():
 		default:
-			t.Fatal("a stream is still open after Manager.Close")
+			t.Fatal("Manager.Done closed before a stream's Done")
 		}
 	}
 	if err := m.Close(); err != nil {
