@@ -391,6 +391,7 @@ func (f *Flow) Close() error {
 	f.mu.Unlock()
 	f.stopDTLS()
 	f.closeNAT()
+	f.stopICE() // after closeNAT: closing the TURN client ends a permission in flight
 	var err error
 	if f.conn != nil {
 		err = f.conn.Close()

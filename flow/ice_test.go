@@ -1,7 +1,9 @@
 package flow
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/netip"
 	"testing"
@@ -9,14 +11,8 @@ import (
 
 	"github.com/pion/stun/v2"
 	"github.com/reflow-go/reflow/internal/leak"
+	"github.com/reflow-go/reflow/srtp"
 )
-
-type rawAttr struct {
-	t stun.AttrType
-	v []byte
-}
-
-func (r rawAttr) AddTo(m *stun.Message) error { m.Add(r.t, r.v); return nil }
 
 // check builds a connectivity check as a full ICE agent sends it (RFC 8445 §7.2.2).
 func check(t *testing.T, user, pwd string, extra ...stun.Setter) *stun.Message {
@@ -25,7 +21,7 @@ func check(t *testing.T, user, pwd string, extra ...stun.Setter) *stun.Message {
 	binary.BigEndian.PutUint32(prio, 1853824767)
 	tie := make([]byte, 8)
 	setters := []stun.Setter{stun.TransactionID, stun.BindingRequest, stun.NewUsername(user),
-		rawAttr{stun.AttrPriority, prio}, rawAttr{stun.AttrICEControlling, tie}}
+		iceAttr{stun.AttrPriority, prio}, iceAttr{stun.AttrICEControlling, tie}}
 	setters = append(setters, extra...)
 	if pwd != "" {
 		setters = append(setters, stun.NewShortTermIntegrity(pwd))
@@ -57,9 +53,42 @@ func roundTrip(t *testing.T, c *net.UDPConn, dst netip.AddrPort, m *stun.Message
 	}
 }
 
+// events collects a flow's events for a test.
+type events chan Event
+
+func (e events) on(ev Event) {
+	select {
+	case e <- ev:
+	default:
+		panic("test event channel full")
+	}
+}
+
+// wait returns the next event of kind k within d, skipping others.
+func (e events) wait(t testing.TB, k EventKind, d time.Duration) Event {
+	t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case ev := <-e:
+			if ev.Kind == k {
+				return ev
+			}
+			if ev.Kind == EventError && k != EventError {
+				t.Fatalf("flow error while waiting for event %d: %v", k, ev.Err)
+			}
+		case <-timer.C:
+			t.Fatalf("no event %d within %v", k, d)
+			return Event{}
+		}
+	}
+}
+
 func TestICELiteResponder(t *testing.T) {
 	leak.Check(t)
-	f := newFlow(t, loop4, Config{})
+	ev := make(events, 16)
+	f := newFlow(t, loop4, Config{OnEvent: ev.on})
 	ufrag, pwd, err := NewICECredentials()
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +128,7 @@ func TestICELiteResponder(t *testing.T) {
 		{"wrong ufrag", check(t, "nope:peer", pwd), 401},
 		{"wrong remote ufrag", check(t, ufrag+":other", pwd), 401},
 		{"no integrity", check(t, ufrag+":peer", ""), 400},
-		{"role conflict", check(t, ufrag+":peer", pwd, rawAttr{stun.AttrICEControlled, make([]byte, 8)}), 487},
+		{"role conflict", check(t, ufrag+":peer", pwd, iceAttr{stun.AttrICEControlled, make([]byte, 8)}), 487},
 	}
 	for _, c := range cases {
 		res := roundTrip(t, agent, to, c.m, 5*time.Second)
@@ -134,12 +163,17 @@ func TestICELiteResponder(t *testing.T) {
 	if f.ActiveDestination().IsValid() {
 		t.Fatal("a check without USE-CANDIDATE nominated")
 	}
-	// USE-CANDIDATE nominates: media goes to the agent and is accepted from it.
-	if res := roundTrip(t, agent, to, check(t, ufrag+":peer", pwd, rawAttr{stun.AttrUseCandidate, nil}), 5*time.Second); res == nil || res.Type != stun.BindingSuccess {
+	// USE-CANDIDATE nominates (before the response is sent): media goes to
+	// the agent and is accepted from it.
+	if res := roundTrip(t, agent, to, check(t, ufrag+":peer", pwd, iceAttr{stun.AttrUseCandidate, nil}), 5*time.Second); res == nil || res.Type != stun.BindingSuccess {
 		t.Fatalf("nominating check: %v", res)
 	}
+	ev.wait(t, EventICESelected, 5*time.Second)
 	if f.ActiveDestination() != me {
 		t.Fatalf("destination %v after nomination, want %v", f.ActiveDestination(), me)
+	}
+	if _, r, ok := f.SelectedPair(); !ok || r.Addr != me || r.Type != CandidatePeerReflexive {
+		t.Fatalf("selected pair %v %v", r, ok)
 	}
 	f.Write(rtpPacket(5, 100))
 	buf := make([]byte, 1500)
@@ -151,7 +185,251 @@ func TestICELiteResponder(t *testing.T) {
 	if _, from := readOne(t, f); from != me {
 		t.Fatalf("media from %v", from)
 	}
-	if s := f.Stats(); s.ICEChecks != 2 || s.Dropped[DropAuth] != 5 {
+	if s := f.Stats(); s.ICEChecks != 2 || s.Dropped[DropAuth] != 5 || s.Dropped[DropMalformed] != 1 {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+// iceFlow is a flow with its events.
+type iceFlow struct {
+	*Flow
+	ev events
+}
+
+func newICEFlow(t testing.TB, cfg Config) iceFlow {
+	t.Helper()
+	ev := make(events, 64)
+	cfg.OnEvent = ev.on
+	return iceFlow{newFlow(t, loop4, cfg), ev}
+}
+
+type creds struct{ ufrag, pwd string }
+
+func newCreds(t testing.TB) creds {
+	u, p, err := NewICECredentials()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return creds{u, p}
+}
+
+// startPair starts ICE on a (with ca) and b (with cb) as configured and
+// exchanges their candidates.
+func startPair(t testing.TB, a, b *Flow, ca, cb ICEConfig) {
+	t.Helper()
+	if err := a.StartICE(ca); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.StartICE(cb); err != nil {
+		t.Fatal(err)
+	}
+	exchange(t, a, b)
+}
+
+// exchange trickles each flow's candidates to the other, with end-of-candidates.
+func exchange(t testing.TB, a, b *Flow) {
+	t.Helper()
+	for _, x := range [][2]*Flow{{a, b}, {b, a}} {
+		for _, c := range x[0].LocalCandidates() {
+			if err := x[1].AddRemoteCandidate(c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := x[1].EndOfRemoteCandidates(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func configs(t testing.TB, aControlling, bControlling bool) (ICEConfig, ICEConfig) {
+	ca, cb := newCreds(t), newCreds(t)
+	return ICEConfig{LocalUfrag: ca.ufrag, LocalPwd: ca.pwd, RemoteUfrag: cb.ufrag, RemotePwd: cb.pwd, Controlling: aControlling},
+		ICEConfig{LocalUfrag: cb.ufrag, LocalPwd: cb.pwd, RemoteUfrag: ca.ufrag, RemotePwd: ca.pwd, Controlling: bControlling}
+}
+
+// media checks that a packet goes each way between a and b.
+func media(t testing.TB, a, b *Flow, seq uint16) {
+	t.Helper()
+	for _, x := range [][2]*Flow{{a, b}, {b, a}} {
+		if _, err := x[0].Write(rtpPacket(seq, 80)); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		p, from := readOne(t, x[1])
+		if from != x[0].LocalTuple().Addr || binary.BigEndian.Uint16(p[2:]) != seq {
+			t.Fatalf("media from %v seq %d", from, binary.BigEndian.Uint16(p[2:]))
+		}
+	}
+}
+
+func TestICEFullHost(t *testing.T) {
+	leak.Check(t)
+	for _, tc := range []struct {
+		name   string
+		ac, bc bool
+	}{{"controlling-controlled", true, false}, {"both-controlling", true, true}, {"both-controlled", false, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := newICEFlow(t, Config{}), newICEFlow(t, Config{})
+			ca, cb := configs(t, tc.ac, tc.bc)
+			start := time.Now()
+			startPair(t, a.Flow, b.Flow, ca, cb)
+			a.ev.wait(t, EventICESelected, 10*time.Second)
+			b.ev.wait(t, EventICESelected, 10*time.Second)
+			t.Logf("nominated after %v", time.Since(start))
+			if a.ICEControlling() == b.ICEControlling() {
+				t.Fatalf("roles not resolved: both controlling=%v", a.ICEControlling())
+			}
+			la, ra, ok := a.SelectedPair()
+			if !ok || la.Addr != a.LocalTuple().Addr || ra.Addr != b.LocalTuple().Addr || la.Type != CandidateHost {
+				t.Fatalf("a selected %v -> %v (%v)", la, ra, ok)
+			}
+			if a.ActiveDestination() != b.LocalTuple().Addr || b.ActiveDestination() != a.LocalTuple().Addr {
+				t.Fatal("destinations not set by nomination")
+			}
+			media(t, a.Flow, b.Flow, 1)
+			if a.Stats().ICEChecks == 0 || b.Stats().ICEChecks == 0 {
+				t.Fatalf("checks answered: %d %d", a.Stats().ICEChecks, b.Stats().ICEChecks)
+			}
+		})
+	}
+}
+
+// A full agent is controlling against a lite peer and nominates.
+func TestICEAgainstLite(t *testing.T) {
+	leak.Check(t)
+	a, b := newICEFlow(t, Config{}), newICEFlow(t, Config{})
+	ca, cb := configs(t, false, false)
+	ca.RemoteLite, cb.Lite = true, true
+	startPair(t, a.Flow, b.Flow, ca, cb)
+	a.ev.wait(t, EventICESelected, 10*time.Second)
+	b.ev.wait(t, EventICESelected, 10*time.Second)
+	if !a.ICEControlling() || b.ICEControlling() {
+		t.Fatalf("roles %v %v", a.ICEControlling(), b.ICEControlling())
+	}
+	media(t, a.Flow, b.Flow, 1)
+}
+
+// Candidates trickled after the start, a peer-reflexive one learnt from a
+// check, and end-of-candidates.
+func TestICETrickle(t *testing.T) {
+	leak.Check(t)
+	a, b := newICEFlow(t, Config{}), newICEFlow(t, Config{})
+	ca, cb := configs(t, true, false)
+	cb.RemoteUfrag, cb.RemotePwd = "", "" // b learns a's credentials later (the answer)
+	if err := a.StartICE(ca); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.StartICE(cb); err != nil {
+		t.Fatal(err)
+	}
+	// Only a learns b's candidate: b must learn a's as peer-reflexive.
+	for _, c := range b.LocalCandidates() {
+		if err := a.AddRemoteCandidate(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// a nominates; b, without a's password, cannot check the pair yet.
+	a.ev.wait(t, EventICESelected, 10*time.Second)
+	if _, _, ok := b.SelectedPair(); ok {
+		t.Fatal("b selected a pair it could not check")
+	}
+	if err := b.SetRemoteICECredentials(ca.LocalUfrag, ca.LocalPwd); err != nil {
+		t.Fatal(err)
+	}
+	b.ev.wait(t, EventICESelected, 10*time.Second)
+	if _, r, _ := b.SelectedPair(); r.Type != CandidatePeerReflexive || r.Addr != a.LocalTuple().Addr {
+		t.Fatalf("b selected remote %v", r)
+	}
+	if err := b.EndOfRemoteCandidates(); err != nil {
+		t.Fatal(err)
+	}
+	media(t, a.Flow, b.Flow, 7)
+	if err := a.AddRemoteCandidate(Candidate{Component: 2, Addr: b.LocalTuple().Addr}); !errors.Is(err, ErrInvalidCandidate) {
+		t.Fatalf("candidate of another component: %v", err)
+	}
+	var fresh Flow
+	if err := fresh.AddRemoteCandidate(Candidate{}); !errors.Is(err, ErrNoICE) {
+		t.Fatalf("without ICE: %v", err)
+	}
+}
+
+// An ICE restart selects a pair again with new credentials; media and SRTP
+// keep working through it.
+func TestICERestart(t *testing.T) {
+	leak.Check(t)
+	a, b := newICEFlow(t, Config{}), newICEFlow(t, Config{})
+	ka, kb := sdesKeys(t), sdesKeys(t)
+	for _, x := range []struct {
+		f       *Flow
+		out, in srtp.Keys
+	}{{a.Flow, ka, kb}, {b.Flow, kb, ka}} {
+		if err := x.f.SetOutboundSRTP(x.out); err != nil {
+			t.Fatal(err)
+		}
+		if err := x.f.SetInboundSRTP(x.in, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ca, cb := configs(t, true, false)
+	startPair(t, a.Flow, b.Flow, ca, cb)
+	a.ev.wait(t, EventICESelected, 10*time.Second)
+	b.ev.wait(t, EventICESelected, 10*time.Second)
+	media(t, a.Flow, b.Flow, 1)
+
+	na, nb := configs(t, true, false)
+	start := time.Now()
+	if err := a.StartICE(na); err != nil {
+		t.Fatal(err)
+	}
+	media(t, a.Flow, b.Flow, 2) // the old pair carries media during the restart
+	if err := b.StartICE(nb); err != nil {
+		t.Fatal(err)
+	}
+	exchange(t, a.Flow, b.Flow)
+	a.ev.wait(t, EventICESelected, 10*time.Second)
+	b.ev.wait(t, EventICESelected, 10*time.Second)
+	t.Logf("restart nominated after %v", time.Since(start))
+	media(t, a.Flow, b.Flow, 3)
+	if s := b.Stats(); s.Dropped[DropAuth] > 0 && s.PacketsIn < 3 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestParseCandidate(t *testing.T) {
+	leak.Check(t)
+	for _, s := range []string{
+		"candidate:1 1 udp 2130706431 192.0.2.1 5000 typ host",
+		"a=candidate:842163049 1 UDP 1677729535 198.51.100.7 61665 typ srflx raddr 10.0.0.2 rport 61665 generation 0 network-cost 999",
+		"3 2 udp 16777215 2001:db8::1 3478 typ relay raddr 198.51.100.7 rport 61665",
+	} {
+		c, err := ParseCandidate(s)
+		if err != nil {
+			t.Fatalf("%q: %v", s, err)
+		}
+		back, err := ParseCandidate(c.String())
+		if err != nil || back != c {
+			t.Fatalf("%q: round trip %v -> %q -> %v %v", s, c, c.String(), back, err)
+		}
+	}
+	for _, s := range []string{"", "1 1 tcp 1 192.0.2.1 9 typ host", "1 1 udp 1 x.local 9 typ host", "1 1 udp 1 192.0.2.1 9 typ bogus", "1 0 udp 1 192.0.2.1 9 typ host"} {
+		if _, err := ParseCandidate(s); !errors.Is(err, ErrInvalidCandidate) {
+			t.Errorf("%q: %v", s, err)
+		}
+	}
+	// RFC 8445 §5.1.2.1 and §6.1.2.3.
+	if p := candidatePriority(CandidateHost, 65535, 1); p != 2130706431 {
+		t.Fatalf("host priority %d", p)
+	}
+	if pairPriority(2, 1) != 1<<32|2<<1|1 || pairPriority(1, 2) != 1<<32|2<<1 {
+		t.Fatal("pair priority")
+	}
+}
+
+func sdesKeys(t testing.TB) srtp.Keys {
+	k, err := srtp.GenerateKeys(srtp.AEADAES128GCM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+var _ = context.Background

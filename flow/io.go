@@ -192,6 +192,12 @@ func (f *Flow) send(p []byte, dst netip.AddrPort) (int, error) {
 
 // sendRaw transmits a datagram unchanged to dst, through the relay in TURN modes.
 func (f *Flow) sendRaw(b []byte, dst netip.AddrPort) (int, error) {
+	if direct, err := f.icePath(dst); err != nil || direct { // ICE: consent, and the selected pair's path
+		if err != nil {
+			return 0, err
+		}
+		return f.conn.WriteToUDPAddrPort(b, dst)
+	}
 	if f.cfg.NAT.Mode.IsTURN() {
 		return f.relayWrite(b, dst)
 	}
