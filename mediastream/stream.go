@@ -469,6 +469,8 @@ func (s *Stream) onFlowEvent(ev flow.Event) {
 		if sh, ok := s.h.(SourceHandler); ok {
 			s.post(func() { sh.OnSourceChanged(s, ev.Flow, ev.From, ev.To) })
 		}
+	case flow.EventICESelected:
+		s.iceSelected(ev) // ice.go
 	}
 }
 
