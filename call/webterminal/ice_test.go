@@ -2,6 +2,7 @@ package webterminal
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 	"github.com/pion/stun/v2"
 
 	"github.com/reflow-go/reflow/call/sdpx"
+	"github.com/reflow-go/reflow/flow"
 	"github.com/reflow-go/reflow/internal/leak"
 )
 
@@ -82,10 +84,14 @@ func TestCoreMediaICE(t *testing.T) {
 	if err := stun.NewShortTermIntegrity(m.ICEPwd).Check(res); err != nil {
 		t.Fatalf("integrity: %v", err)
 	}
+	// The success response may leave before the nomination takes effect:
+	// until it has, the stream has no destination (c=0.0.0.0 gives no
+	// default with ICE) and writes fail with flow.ErrNoDestination. Wait for
+	// our RTP at the nominated address, then check the destination.
 	s := CallOf(&Call{media: mf}).Stream()
 	pkt := []byte{0x80, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 42, 'w', 't'}
 	for i := 0; ; i++ {
-		if _, err := s.RTP().Write(pkt); err != nil {
+		if _, err := s.RTP().Write(pkt); err != nil && !errors.Is(err, flow.ErrNoDestination) {
 			t.Fatal(err)
 		}
 		sock.SetReadDeadline(time.Now().Add(50 * time.Millisecond))

@@ -70,9 +70,8 @@ func streamOf(t *testing.T, c *Call) *mediastream.Stream {
 // carries candidates, fingerprint and setup (DTLS-SRTP) or crypto (SDES); RTP
 // flows both ways after the Answer. Then the core renegotiates the caller
 // towards a new media endpoint and the caller's RTP follows the new address.
-// The renegotiation runs with SDES: with DTLS a re-offer from a new endpoint
-// (new fingerprint) currently fails in the flow layer with a fingerprint
-// mismatch against the old association (reported, not ours to fix here).
+// With DTLS-SRTP the new endpoint's fingerprint makes a new association
+// (RFC 5763 §6.7.1), keyed with the new endpoint.
 func TestRealMedia(t *testing.T) {
 	for _, sec := range []sdpx.Security{sdpx.DTLS, sdpx.SDES} {
 		t.Run(sec.String(), func(t *testing.T) { testRealMedia(t, sec) })
@@ -113,18 +112,16 @@ func testRealMedia(t *testing.T, sec sdpx.Security) {
 			t.Fatalf("offer lacks %q:\n%s", w, offer)
 		}
 	}
-	if sec == sdpx.DTLS {
-		c.Hangup(ctxT(t))
-		wait(t, in.Done(), "callee's call ended")
-		return
-	}
 	answer, err := core.Renegotiate(ctxT(t), c.ID(), "100", offer)
 	if err != nil {
 		<-c.Done()
 		t.Fatalf("%v (caller's call: %v)", err, c.Err())
 	}
-	if !strings.Contains(answer, "a=candidate:") || !strings.Contains(answer, "a=ice-ufrag:") || !strings.Contains(answer, "a=crypto:") {
-		t.Fatalf("answer lacks candidates or crypto:\n%s", answer)
+	wantAns := map[sdpx.Security][]string{sdpx.DTLS: {"a=fingerprint:sha-256", "a=setup:active"}, sdpx.SDES: {"a=crypto:"}}[sec]
+	for _, w := range append([]string{"a=candidate:", "a=ice-ufrag:"}, wantAns...) {
+		if !strings.Contains(answer, w) {
+			t.Fatalf("answer lacks %q:\n%s", w, answer)
+		}
 	}
 	if err := mf.SetAnswer(ctxT(t), answer); err != nil {
 		t.Fatal(err)
@@ -135,6 +132,13 @@ func testRealMedia(t *testing.T, sec sdpx.Security) {
 	flows(t, sm, sa, "new endpoint -> caller")
 	if got, want := sa.RTP().ActiveDestination(), sm.RTP().SessionTuple().Addr; got != want {
 		t.Fatalf("caller sends to %v, want the new endpoint %v", got, want)
+	}
+	if sec == sdpx.DTLS {
+		// A new association with the new endpoint, pinned to its certificate.
+		st, _ := CallOf(c).MediaState()
+		if len(st.RemoteFingerprints) != 1 || !st.RemoteFingerprints[0].Equal(sm.Fingerprint()) || !sa.RTP().IsSecure() {
+			t.Fatalf("caller's DTLS not with the new endpoint: %+v", st.RemoteFingerprints)
+		}
 	}
 	c.Hangup(ctxT(t))
 	wait(t, in.Done(), "callee's call ended")
