@@ -25,11 +25,17 @@
 // (DropSource), unless Config.Latch adopts the first sender (comedia). Every
 // dropped datagram is counted by reason in Stats.
 //
-// # ICE-lite
+// # ICE
 //
-// With SetICECredentials a flow answers the connectivity checks of a full ICE
-// agent (RFC 8445 §2.5, lite implementation: it sends no checks) and takes the
-// nominated address (USE-CANDIDATE) as its active destination.
+// StartICE runs a full ICE agent (RFC 8445) for the flow's component on the
+// flow's own socket: host, server-reflexive and relayed candidates, paced
+// checks, role conflicts, regular nomination, trickle (RFC 8838), restart and
+// consent freshness (RFC 7675: ErrConsentLost after 30 s without an answer,
+// and sending stops). ICEConfig.Lite (or SetICECredentials) makes it an
+// ICE-lite agent that only answers checks. The socket reader validates checks
+// (FINGERPRINT, USERNAME, MESSAGE-INTEGRITY) before anything else and answers
+// them on the path they came in on; it never runs or waits for a TURN
+// transaction. See ice.go.
 //
 // # Concurrency
 //
