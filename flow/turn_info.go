@@ -19,6 +19,10 @@ type Allocation struct {
 	Refreshes uint64
 	// Lost is true once the allocation was reported lost.
 	Lost bool
+	// UnpaddedChannelData is true over TCP/TLS once the server was seen to
+	// send ChannelData without the padding RFC 8656 §12.5 requires; the
+	// flow then frames its own ChannelData the same way.
+	UnpaddedChannelData bool
 }
 
 // Allocation returns the state of the flow's TURN allocation, and false
@@ -35,5 +39,7 @@ func (f *Flow) Allocation() (Allocation, bool) {
 		Expires:   time.Unix(0, t.expiry.Load()),
 		Refreshes: t.refreshes.Load(),
 		Lost:      t.lost.Load(),
+
+		UnpaddedChannelData: t.framing.peerPads.Load() == padNo,
 	}, true
 }

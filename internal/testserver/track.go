@@ -146,7 +146,9 @@ func (c *trackedConn) Close() error {
 // framingListener wraps accepted connections in a framedConn.
 type framingListener struct {
 	net.Listener
-	inspect func([]byte) []byte
+	inspect       func([]byte) []byte
+	onChannelData func()
+	noPad         bool // TURNConfig.ForwardPadding
 }
 
 func (l *framingListener) Accept() (net.Conn, error) {
@@ -154,18 +156,35 @@ func (l *framingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &framedConn{Conn: c, inspect: l.inspect}, nil
+	return &framedConn{Conn: c, inspect: l.inspect, onChannelData: l.onChannelData, noPad: l.noPad}, nil
 }
 
 // framedConn splits the stream a TURN client sends over TCP or TLS into STUN
 // messages and ChannelData frames (RFC 8656 §12.5, padded to four bytes) so
 // that STUN requests can be inspected and rewritten before pion reads them.
-// Anything that is neither switches it to passing bytes through.
+// Anything that is neither switches it to passing bytes through. With noPad
+// it neither skips the padding of received ChannelData nor pads what it sends.
 type framedConn struct {
 	net.Conn
-	inspect     func([]byte) []byte
-	pending     []byte
-	passthrough bool
+	inspect       func([]byte) []byte
+	onChannelData func()
+	noPad         bool
+	pending       []byte
+	passthrough   bool
+}
+
+// Write writes one message of the server; with noPad a ChannelData message
+// loses its padding. pion writes each message with one Write.
+func (c *framedConn) Write(p []byte) (int, error) {
+	if c.noPad && len(p) >= 4 && p[0] >= 0x40 && p[0] <= 0x4F {
+		if l := int(p[2])<<8 | int(p[3]); len(p) > 4+l {
+			if _, err := c.Conn.Write(p[:4+l]); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+	}
+	return c.Conn.Write(p)
 }
 
 func (c *framedConn) Read(p []byte) (int, error) {
@@ -184,6 +203,9 @@ func (c *framedConn) Read(p []byte) (int, error) {
 			total = 20 + l
 		case hdr[0] >= 0x40 && hdr[0] < 0x80: // ChannelData
 			total = 4 + (l+3)&^3
+			if c.noPad {
+				total = 4 + l
+			}
 		default:
 			c.passthrough = true
 			c.pending = append([]byte(nil), hdr[:]...)
@@ -193,6 +215,14 @@ func (c *framedConn) Read(p []byte) (int, error) {
 		copy(frame, hdr[:])
 		if _, err := io.ReadFull(c.Conn, frame[4:]); err != nil {
 			return 0, err
+		}
+		if c.noPad && hdr[0] >= 0x40 && len(frame)%4 != 0 {
+			// pion's own reader wants the padding: add it behind the
+			// client's back (which sent none, or desynchronised here).
+			frame = append(frame, make([]byte, 4-len(frame)%4)...)
+		}
+		if hdr[0] >= 0x40 && c.onChannelData != nil {
+			c.onChannelData()
 		}
 		if hdr[0] <= 3 && c.inspect != nil {
 			if out := c.inspect(frame); out != nil {

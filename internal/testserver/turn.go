@@ -56,6 +56,14 @@ type TURNConfig struct {
 	MaxLifetime time.Duration
 	// Logger receives pion's logs (Trace at slog.LevelDebug-4); nil discards.
 	Logger *slog.Logger
+	// ForwardPadding makes the server frame ChannelData the way reSIProcate's
+	// reTurnServer does: over UDP it relays a ChannelData message's padding
+	// to the peer as if it were data (RFC 8656 §12.5 lets a client pad over
+	// UDP, and then the peer gets a longer packet); over TCP and TLS it does
+	// not pad the ChannelData it sends and does not skip the padding of what
+	// it receives (a client that pads breaks the connection at its first
+	// unaligned frame).
+	ForwardPadding bool
 }
 
 // TURN is a running pion/turn/v3 server with long-term authentication and
@@ -69,7 +77,7 @@ type TURN struct {
 	// RootCAs trusts the TLS listener's self-signed certificate.
 	RootCAs *x509.CertPool
 	// ServerName is the DNS name in the certificate ("turn.reflow.test");
-	// the certificate also names Host as an IP address.
+	// the certificate also names "localhost" and Host as an IP address.
 	ServerName string
 
 	cfg         TURNConfig
@@ -78,6 +86,7 @@ type TURN struct {
 	maxLifetime uint32
 	log         logging.LoggerFactory
 	refreshes   counter
+	channelData counter
 
 	mu     sync.Mutex
 	inst   *turnInstance // nil after a failed Restart and after Close
@@ -107,7 +116,7 @@ func StartTURN(cfg TURNConfig) (*TURN, error) {
 	if cfg.RelayAddress.IsUnspecified() {
 		return nil, errors.New("testserver: RelayAddress must be a concrete address (set it when Host is unspecified)")
 	}
-	cert, pool, err := SelfSigned([]string{DefaultServerName}, []netip.Addr{cfg.Host})
+	cert, pool, err := SelfSigned([]string{DefaultServerName, "localhost"}, []netip.Addr{cfg.Host})
 	if err != nil {
 		return nil, err
 	}
@@ -187,6 +196,10 @@ func (t *TURN) WaitAllocations(ctx context.Context, n int) error {
 // listeners since StartTURN (across restarts; unauthenticated first tries,
 // deallocations and UDP retransmissions included).
 func (t *TURN) Refreshes() int { return t.refreshes.value() }
+
+// ChannelData returns how many ChannelData messages the server has received
+// from clients on all listeners since StartTURN.
+func (t *TURN) ChannelData() int { return t.channelData.value() }
 
 // WaitRefreshes returns when Refreshes is at least n, or with ctx's error.
 func (t *TURN) WaitRefreshes(ctx context.Context, n int) error { return t.refreshes.wait(ctx, n) }
@@ -293,15 +306,19 @@ func (t *TURN) start(udpAddr, tcpAddr, tlsAddr netip.AddrPort) (*turnInstance, n
 		ListenerConfigs: []turn.ListenerConfig{
 			{
 				Listener: &framingListener{
-					Listener: &trackedListener{Listener: tcpL, tr: tr, done: tcpDone},
-					inspect:  t.inspect,
+					Listener:      &trackedListener{Listener: tcpL, tr: tr, done: tcpDone},
+					inspect:       t.inspect,
+					onChannelData: t.channelData.add,
+					noPad:         t.cfg.ForwardPadding,
 				},
 				RelayAddressGenerator: gen,
 			},
 			{
 				Listener: &framingListener{
-					Listener: tls.NewListener(&trackedListener{Listener: tlsL, tr: tr, done: tlsDone}, tlsConf),
-					inspect:  t.inspect,
+					Listener:      tls.NewListener(&trackedListener{Listener: tlsL, tr: tr, done: tlsDone}, tlsConf),
+					inspect:       t.inspect,
+					onChannelData: t.channelData.add,
+					noPad:         t.cfg.ForwardPadding,
 				},
 				RelayAddressGenerator: gen,
 			},
@@ -321,6 +338,17 @@ func (t *TURN) start(udpAddr, tcpAddr, tlsAddr netip.AddrPort) (*turnInstance, n
 // inspect looks at every STUN message a client sends: it counts Refresh
 // requests and applies MaxLifetime. It returns a replacement or nil.
 func (t *TURN) inspect(b []byte) []byte {
+	if len(b) >= 4 && b[0] >= 0x40 && b[0] <= 0x4F {
+		t.channelData.add()
+	}
+	if t.cfg.ForwardPadding && len(b) >= 4 && b[0] >= 0x40 && b[0] <= 0x4F {
+		if l := int(b[2])<<8 | int(b[3]); len(b) > 4+l { // relay the padding too
+			out := append([]byte(nil), b...)
+			out[2], out[3] = byte((len(b)-4)>>8), byte(len(b)-4)
+			return out
+		}
+		return nil
+	}
 	if !stunx.IsSTUN(b) {
 		return nil
 	}
