@@ -103,9 +103,11 @@ func flood(t *testing.T, srv *testserver.TURN, relayed bool) {
 		b.ev.wait(t, EventReady, 10*time.Second)
 	}
 	ca, cb := configs(t, true, false)
+	start := time.Now()
 	startPair(t, a.Flow, b.Flow, ca, cb)
 	a.ev.wait(t, EventICESelected, 10*time.Second)
 	b.ev.wait(t, EventICESelected, 10*time.Second)
+	t.Logf("pair selected on both sides after %v", time.Since(start))
 	target := b.LocalTuple().Addr
 	if l, _, _ := b.SelectedPair(); relayed {
 		if l.Type != CandidateRelay {
