@@ -155,8 +155,8 @@ func TestTURNLivenessDeadServer(t *testing.T) {
 				s, r := memStream(t, m, memNAT(c.liveness))
 				defer s.Close()
 				s.RTP().SetActiveDestination(netip.MustParseAddrPort("192.0.2.99:4000"))
-				<-tap.refreshC // the first probe reached the server
-				synctest.Wait()  // and its answer reached the flow
+				<-tap.refreshC  // the first probe reached the server
+				synctest.Wait() // and its answer reached the flow
 				died := time.Now()
 				if c.restart {
 					srv.Close()
