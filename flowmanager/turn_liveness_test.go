@@ -51,15 +51,14 @@ func (c *tapConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		if err != nil {
 			return n, a, err
 		}
-		if c.deaf.Load() || c.lose() {
+		if c.lose() {
 			continue
 		}
-		c.in.Add(1)
 		if m, err := (func() (*stun.Message, error) {
 			m := &stun.Message{Raw: append([]byte(nil), p[:n]...)}
 			return m, m.Decode()
 		})(); err == nil && m.Type.Class == stun.ClassRequest {
-			if m.Type.Method == stun.MethodRefresh {
+			if m.Type.Method == stun.MethodRefresh && !c.deaf.Load() {
 				c.refresh.Add(1)
 				select {
 				case c.refreshC <- struct{}{}:
@@ -73,6 +72,10 @@ func (c *tapConn) ReadFrom(p []byte) (int, net.Addr, error) {
 				hook(m, a)
 			}
 		}
+		if c.deaf.Load() {
+			continue
+		}
+		c.in.Add(1)
 		return n, a, nil
 	}
 }
