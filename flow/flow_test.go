@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"testing"
 	"time"
 
@@ -237,6 +238,13 @@ func TestCloseUnblocksReader(t *testing.T) {
 		_, _, err := a.ReadFrom(make([]byte, 10))
 		errc <- err
 	}()
+	// Close once the reader is blocked in ReadFrom (bounded wait).
+	for deadline := time.Now().Add(5 * time.Second); a.appWant.Load() == 0 && !a.directing.Load(); {
+		if time.Now().After(deadline) {
+			t.Fatal("reader never blocked in ReadFrom")
+		}
+		runtime.Gosched()
+	}
 	a.Close()
 	select {
 	case err := <-errc:

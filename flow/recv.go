@@ -128,6 +128,7 @@ func (f *Flow) deliver(pkt *packet, kind demux.Kind) bool {
 		// The caller is an application goroutine reading the socket
 		// itself (direct.go): hand the packet over without the queue.
 		f.handed = pkt
+		f.stats.direct.Add(1)
 		f.stats.packetsIn.Add(1)
 		f.stats.bytesIn.Add(uint64(pkt.n))
 		return true

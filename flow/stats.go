@@ -71,6 +71,7 @@ type counters struct {
 	packetsIn, bytesIn, packetsOut, bytesOut atomic.Uint64
 	dropped                                  [NumDropReasons]atomic.Uint64
 	iceChecks                                atomic.Uint64
+	direct                                   atomic.Uint64 // media handed straight to an application reader (tests)
 }
 
 func (c *counters) snapshot() Stats {
