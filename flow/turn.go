@@ -80,6 +80,7 @@ type turnState struct {
 	txMu               sync.Mutex
 	txns               map[[stun.TransactionIDSize]byte]*txn
 	allocated, lost    atomic.Bool
+	allocSent          atomic.Bool // a signed Allocate went out
 	lostErr            atomic.Pointer[Error]
 	lifetime, expiry   atomic.Int64 // granted lifetime (ns), expiry (unix ns)
 	refreshes, probeKO atomic.Uint64
@@ -378,7 +379,10 @@ func (f *Flow) closeNAT() {
 	t.cancel()
 	<-t.setupDone // setup's context is cancelled: it ends at once
 	t.stopPeers()
-	if t.allocated.Load() && !t.lost.Load() {
+	if (t.allocated.Load() || t.allocSent.Load()) && !t.lost.Load() {
+		// Also when Close cut the Allocate short: the server may have
+		// allocated without our seeing the answer (a Refresh for an
+		// allocation it does not have is answered 437, or not at all).
 		ctx, cancel := context.WithTimeout(context.Background(), deallocWait)
 		_, _ = t.request(ctx, methodRefresh, []stun.Setter{lifetimeAttr(0)}, rtx{first: 250 * time.Millisecond, max: 250 * time.Millisecond})
 		cancel()

@@ -216,6 +216,9 @@ func (t *turnState) request(ctx context.Context, method stun.Method, attrs []stu
 		if err != nil {
 			return nil, err
 		}
+		if method == methodAllocate && key != nil {
+			t.allocSent.Store(true) // the server may allocate from now on
+		}
 		x := &txn{id: m.TransactionID, method: method, key: key, res: make(chan *stun.Message, 1)}
 		res, err := t.exchange(ctx, x, m.Raw, r)
 		if err != nil {

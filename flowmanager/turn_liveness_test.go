@@ -29,14 +29,15 @@ var memServer = netip.MustParseAddrPort("192.0.2.10:3478")
 // them at random, and can be made deaf (the server is then dead to clients).
 type tapConn struct {
 	net.PacketConn
-	in, out  atomic.Int64
-	refresh  atomic.Int64
-	deaf     atomic.Bool
-	mu       sync.Mutex
-	loss     float64
-	rng      *rand.Rand
-	hook     func(m *stun.Message, from net.Addr) // called for each request read
-	refreshC chan struct{}                        // gets a token per Refresh read
+	in, out   atomic.Int64
+	refresh   atomic.Int64
+	deaf      atomic.Bool
+	mu        sync.Mutex
+	loss      float64
+	rng       *rand.Rand
+	hook      func(m *stun.Message, from net.Addr) // called for each request read
+	writeHook func(p []byte)                       // called for each datagram the server sends
+	refreshC  chan struct{}                        // gets a token per Refresh read
 }
 
 func (c *tapConn) lose() bool {
@@ -83,6 +84,12 @@ func (c *tapConn) ReadFrom(p []byte) (int, net.Addr, error) {
 func (c *tapConn) WriteTo(p []byte, a net.Addr) (int, error) {
 	if c.deaf.Load() || c.lose() {
 		return len(p), nil
+	}
+	c.mu.Lock()
+	hook := c.writeHook
+	c.mu.Unlock()
+	if hook != nil {
+		hook(p)
 	}
 	c.out.Add(1)
 	return c.PacketConn.WriteTo(p, a)
