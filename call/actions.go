@@ -225,7 +225,7 @@ func (c *Call) reoffer(ctx context.Context, ch Change) error {
 	var offer []byte
 	if err == nil {
 		p.line = line
-		offer, err = c.marshal([]sdpx.Line{line})
+		offer, err = c.offerSDP(line)
 	}
 	c.mu.Unlock()
 	if err != nil {

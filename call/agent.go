@@ -149,7 +149,7 @@ func (a *Agent) Dial(ctx context.Context, sig Signaling, p Params) (*Call, error
 	var offer []byte
 	if err == nil {
 		pd.line = line
-		offer, err = c.marshal([]sdpx.Line{line})
+		offer, err = c.offerSDP(line)
 	}
 	if err == nil && c.live() {
 		c.offer = pd
@@ -174,7 +174,10 @@ func (a *Agent) Dial(ctx context.Context, sig Signaling, p Params) (*Call, error
 // Incoming makes a call for an incoming offer from the peer and reports it
 // to Handler.OnIncoming. An offer that cannot be parsed or accepted is
 // refused with a Reason (Malformed 400, NotAcceptable 488) and no call is
-// made; the binding sends the refusal.
+// made; the binding sends the refusal. The offer decides the call's media
+// shape within what the configuration accepts (MediaConfig.Accept,
+// SecurityRequired, NoICE): its protection, rtcp-mux (and with BUNDLE), and
+// ICE; the call's stream is made for it and its answer follows it.
 func (a *Agent) Incoming(ctx context.Context, sig Signaling, p Params, offer []byte) (*Call, error) {
 	cfg := a.cfg.Media
 	if p.Media != nil {
@@ -187,9 +190,13 @@ func (a *Agent) Incoming(ctx context.Context, sig Signaling, p Params, offer []b
 	if err != nil {
 		return nil, Reason{Kind: Malformed, Code: 400, Text: "offer", Err: err}
 	}
-	if _, err := planOffer(d, cfg, nil); err != nil {
+	pl, err := planOffer(d, cfg, nil)
+	if err != nil {
 		return nil, err
 	}
+	// The offer decides the call's media: its protection, rtcp-mux and ICE.
+	shaped := cfg.answering(pl)
+	p.Media = &shaped
 	c, err := a.newCall(Inbound, sig, p)
 	if err != nil {
 		return nil, err

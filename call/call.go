@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/reflow-go/reflow/call/sdpx"
 	"github.com/reflow-go/reflow/dtlssrtp"
@@ -135,9 +136,12 @@ func (c *Call) offerLine(md *Media, dir sdpx.Direction) (sdpx.Line, error) {
 			l.Crypto = append(l.Crypto, srtp.Crypto{Tag: i + 1, Keys: k})
 		}
 	case sdpx.DTLS:
-		l.Fingerprint, l.Setup = md.Fingerprint(), dtlssrtp.SetupActpass
+		l.Fingerprint, l.Setup, l.TLSID = md.Fingerprint(), dtlssrtp.SetupActpass, md.TLSID()
 	}
 	if c.cfg.ICE {
+		// WebRTC style: one m= line named by a=mid in a BUNDLE group of its
+		// own (RFC 9143), which a WebRTC answerer expects.
+		l.Mid = offerMid
 		l.ICEUfrag, l.ICEPwd, l.Candidates = c.ice.ufrag, c.ice.pwd, md.Candidates()
 		// The answerer may check before its answer reaches us (RFC 8445
 		// §7.3): answer checks for our ufrag from any peer ufrag until then.
@@ -147,6 +151,9 @@ func (c *Call) offerLine(md *Media, dir sdpx.Direction) (sdpx.Line, error) {
 	}
 	return l, nil
 }
+
+// offerMid is the a=mid of our offers' m= line when ICE is on.
+const offerMid = "0"
 
 // answerLine builds our answer's m-line for plan p on md; c.mu held.
 func (c *Call) answerLine(md *Media, p plan, dir sdpx.Direction) (sdpx.Line, srtp.Keys, error) {
@@ -167,6 +174,9 @@ func (c *Call) answerLine(md *Media, p plan, dir sdpx.Direction) (sdpx.Line, srt
 		l.Crypto = []srtp.Crypto{{Tag: p.tag, Keys: ours}}
 	case sdpx.DTLS:
 		l.Fingerprint, l.Setup = md.Fingerprint(), p.setup
+		if p.remote.TLSID != "" {
+			l.TLSID = md.TLSID() // RFC 8842 §5.2: answer it when offered
+		}
 	}
 	if p.ice.ufrag != "" {
 		l.ICEUfrag, l.ICEPwd, l.Candidates = p.ice.ufrag, p.ice.pwd, md.Candidates()
@@ -192,8 +202,9 @@ func newICECredentials() (iceCredentials, error) {
 	return iceCredentials{u, p}, err
 }
 
-// marshal writes a session with our lines, bumping the o= version; c.mu held.
-func (c *Call) marshal(lines []sdpx.Line) ([]byte, error) {
+// marshal writes a session with our lines, bumping the o= version; c.mu
+// held. bundle is the a=group:BUNDLE to write (nil: none).
+func (c *Call) marshal(lines []sdpx.Line, bundle []string) ([]byte, error) {
 	c.version++
 	addr := c.cfg.LocalAddr
 	for _, l := range lines {
@@ -203,20 +214,47 @@ func (c *Call) marshal(lines []sdpx.Line) ([]byte, error) {
 		}
 	}
 	lite := slices.ContainsFunc(lines, func(l sdpx.Line) bool { return l.ICEUfrag != "" })
-	return sdpx.Session{SessionID: c.sessID, Version: c.version, Addr: addr, Media: lines, ICELite: lite}.Marshal()
+	return sdpx.Session{SessionID: c.sessID, Version: c.version, Addr: addr, Media: lines, ICELite: lite, Bundle: bundle}.Marshal()
 }
 
-// answerSDP answers description d with our line at p.index; c.mu held.
+// offerSDP writes an offer with our one line; c.mu held.
+func (c *Call) offerSDP(l sdpx.Line) ([]byte, error) {
+	var bundle []string
+	if l.Mid != "" {
+		bundle = []string{l.Mid}
+	}
+	return c.marshal([]sdpx.Line{l}, bundle)
+}
+
+// answerSDP answers description d with our line at p.index; c.mu held. The
+// other lines of the offer's BUNDLE group that p accepts are answered on
+// the same transport (same port, candidates and keys: RFC 9143 §7.3), with
+// their own codecs, direction and a=mid; the rest are rejected (port 0),
+// keeping their a=mid (RFC 9143 §7.3.3). The answer's BUNDLE group lists
+// the accepted mids, ours first (the answerer-tagged line).
 func (c *Call) answerSDP(d *sdpx.Description, p plan, ours sdpx.Line) ([]byte, error) {
 	lines := make([]sdpx.Line, len(d.Media))
+	var bundle []string
+	if p.bundled() {
+		bundle = []string{ours.Mid}
+	}
 	for i, m := range d.Media {
 		if i == p.index {
 			lines[i] = ours
 			continue
 		}
-		lines[i] = sdpx.Line{Type: m.Type, Proto: m.Proto, Formats: m.Formats}
+		if j := slices.IndexFunc(p.extra, func(x extraLine) bool { return x.index == i }); j >= 0 && p.bundled() {
+			x := p.extra[j]
+			l := ours
+			l.Codecs, l.Mid = x.codecs, x.remote.Mid
+			l.Direction = sdpx.Combine(c.localDir, x.remote.Direction)
+			lines[i] = l
+			bundle = append(bundle, x.remote.Mid)
+			continue
+		}
+		lines[i] = sdpx.Line{Type: m.Type, Proto: m.Proto, Formats: m.Formats, Mid: m.Mid}
 	}
-	return c.marshal(lines)
+	return c.marshal(lines, bundle)
 }
 
 // setState changes the state and reports it; c.mu must not be held.
@@ -232,7 +270,17 @@ func (c *Call) setState(to State) {
 	c.a.emit(func(h Handler) { h.OnState(c, from, to, Reason{}) })
 }
 
-// onMediaError receives the failures of the call's streams.
+// PeerCloseGrace is how long a call whose peer closed its DTLS association
+// (close_notify) waits for the signalling's hangup (a BYE sent just before)
+// before it ends itself with a MediaLost reason.
+const PeerCloseGrace = time.Second
+
+// onMediaError receives the failures of the call's streams. A failure of
+// the stream in force ends the call: the peer's media gone (DTLS
+// close_notify, ICE consent lost, ICE failed) with MediaLost, a DTLS
+// failure (fingerprint mismatch, handshake timeout, fatal alert, no common
+// profile) with SecurityFailed, anything else with MediaFailed; the reason
+// wraps the stream's error (match it with errors.Is).
 func (c *Call) onMediaError(md *Media, err error) {
 	c.mu.Lock()
 	current := md == c.media || (c.offer != nil && md == c.offer.media)
@@ -240,14 +288,35 @@ func (c *Call) onMediaError(md *Media, err error) {
 	live := c.live()
 	c.mu.Unlock()
 	c.log.Debug("media error", "call", c.id, "err", err)
-	if !current || !live || waiting || errors.Is(err, dtlssrtp.ErrPeerClosed) {
+	if !current || !live || waiting {
 		return
 	}
 	r := Reason{Kind: MediaFailed, Text: "media stream failed", Err: err}
-	for _, e := range []error{dtlssrtp.ErrFingerprintMismatch, dtlssrtp.ErrHandshakeTimeout, dtlssrtp.ErrHandshakeFailed, dtlssrtp.ErrFatalAlert, dtlssrtp.ErrNoCommonSuite} {
-		if errors.Is(err, e) {
-			r = Reason{Kind: SecurityFailed, Text: "DTLS-SRTP failed", Err: err}
-		}
+	switch {
+	case errors.Is(err, dtlssrtp.ErrPeerClosed):
+		r = Reason{Kind: MediaLost, Text: "the peer closed its DTLS association", Err: err}
+	case errors.Is(err, flow.ErrConsentLost):
+		r = Reason{Kind: MediaLost, Text: "ICE consent lost", Err: err}
+	case errors.Is(err, flow.ErrICEFailed):
+		r = Reason{Kind: MediaLost, Text: "ICE failed", Err: err}
+	case errors.Is(err, dtlssrtp.ErrFingerprintMismatch), errors.Is(err, dtlssrtp.ErrHandshakeTimeout),
+		errors.Is(err, dtlssrtp.ErrHandshakeFailed), errors.Is(err, dtlssrtp.ErrFatalAlert),
+		errors.Is(err, dtlssrtp.ErrNoCommonSuite):
+		r = Reason{Kind: SecurityFailed, Text: "DTLS-SRTP failed", Err: err}
+	}
+	if errors.Is(err, dtlssrtp.ErrPeerClosed) {
+		// A peer hanging up closes its association right after its BYE:
+		// let the BYE end the call as a remote hangup if it comes.
+		go func() {
+			t := time.NewTimer(PeerCloseGrace)
+			defer t.Stop()
+			select {
+			case <-c.done:
+			case <-t.C:
+				c.terminate(r, true)
+			}
+		}()
+		return
 	}
 	// Not on the stream's handler goroutine: terminate sends the hangup and
 	// closes the stream.

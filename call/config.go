@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/reflow-go/reflow/call/sdpx"
@@ -18,16 +19,28 @@ type MediaConfig struct {
 	LocalAddr netip.Addr
 	// NAT is the NAT traversal mode and server of the stream's flows.
 	NAT natmode.Config
-	// RTCPMux multiplexes RTCP on the RTP flow (offers a=rtcp-mux); false
-	// gives RTCP its own flow, advertised with a=rtcp.
+	// RTCPMux multiplexes RTCP on the RTP flow in our offers (a=rtcp-mux);
+	// false gives RTCP its own flow, advertised with a=rtcp. As answerer the
+	// offer decides: a=rtcp-mux offered is answered with a=rtcp-mux (RFC
+	// 5761 §5.1.1; WebRTC peers require it), else RTCP gets its own flow.
 	RTCPMux bool
 	// Security is what our offers use: sdpx.Plain (RTP/AVP), sdpx.SDES
 	// (RTP/SAVP with a=crypto) or sdpx.DTLS (UDP/TLS/RTP/SAVP with
-	// a=fingerprint and a=setup:actpass). As answerer any of the three is
-	// accepted, unless SecurityRequired refuses plain RTP.
+	// a=fingerprint and a=setup:actpass). As answerer the offer decides
+	// (see Accept). A stream made for SDES or DTLS never sends or delivers
+	// clear media (mediastream.Config.Security).
 	Security sdpx.Security
 	// SecurityRequired refuses offers and answers without SRTP (SIP 488).
 	SecurityRequired bool
+	// Accept restricts the protections we accept as answerer, e.g.
+	// []sdpx.Security{sdpx.DTLS} for a WebRTC gateway; nil accepts all
+	// three (SecurityRequired still refuses plain RTP). An offer with none
+	// of them is refused as NotAcceptable (488).
+	Accept []sdpx.Security
+	// NoICE answers offers that carry ICE (a=ice-ufrag) without it: ICE
+	// attributes are then neither written nor looked at. By default an
+	// answer follows the offer: ICE when the offer has it, whatever ICE says.
+	NoICE bool
 	// Suites are the SDES suites we offer and accept, in preference order;
 	// nil means AES_CM_128_HMAC_SHA1_80 and AES_CM_128_HMAC_SHA1_32.
 	Suites []srtp.Suite
@@ -36,16 +49,16 @@ type MediaConfig struct {
 	Codecs []sdpx.Codec
 	// Latch makes the flows adopt the first source of media (symmetric RTP).
 	Latch bool
-	// ICE makes the call an ICE-lite agent (RFC 8445 §2.5, SDP per RFC 8839):
-	// our offers, and our answers to offers that carry a=ice-ufrag, say
-	// a=ice-lite and carry a=ice-ufrag/a=ice-pwd (fresh per call) and
+	// ICE makes our offers those of an ICE-lite agent (RFC 8445 §2.5, SDP
+	// per RFC 8839): a=ice-lite, a=ice-ufrag/a=ice-pwd (fresh per call) and
 	// a=candidate lines for the stream's host, reflexive and relayed
 	// addresses; the stream's flows answer the peer's connectivity checks
 	// and take the address it nominates (USE-CANDIDATE) as where media goes.
-	// A peer description with a=ice-ufrag but no usable a=ice-pwd is refused
-	// as Malformed. Off (the default, as SIP peers expect), ICE attributes
-	// are neither written nor looked at. WebRTC peers (the webterminal
-	// binding) need it on: they send no media before a check succeeds.
+	// Our answers do the same whenever the offer carries a=ice-ufrag (unless
+	// NoICE). A peer description with a=ice-ufrag but no usable a=ice-pwd is
+	// refused as Malformed. Off (the default, as SIP peers expect), offers
+	// carry no ICE. WebRTC peers need ICE: they send no media before a
+	// check succeeds.
 	ICE bool
 }
 
@@ -64,6 +77,11 @@ func (m MediaConfig) withDefaults() (MediaConfig, error) {
 			return m, fmt.Errorf("%w: SRTP suite %v", ErrInvalidConfig, s)
 		}
 	}
+	for _, s := range m.Accept {
+		if s < sdpx.Plain || s > sdpx.DTLS {
+			return m, fmt.Errorf("%w: Accept: %v", ErrInvalidConfig, s)
+		}
+	}
 	if m.Codecs == nil {
 		m.Codecs = sdpx.DefaultCodecs()
 	}
@@ -71,6 +89,23 @@ func (m MediaConfig) withDefaults() (MediaConfig, error) {
 		return m, fmt.Errorf("%w: no codecs", ErrInvalidConfig)
 	}
 	return m, nil
+}
+
+// accepts reports whether we answer an offer protected with sec.
+func (m MediaConfig) accepts(sec sdpx.Security) bool {
+	if sec == sdpx.Plain && m.SecurityRequired {
+		return false
+	}
+	return m.Accept == nil || slices.Contains(m.Accept, sec)
+}
+
+// answering returns the configuration of a call that answers plan p: the
+// offer decides the protection, rtcp-mux and ICE (the answer follows it).
+func (m MediaConfig) answering(p plan) MediaConfig {
+	m.Security = p.security
+	m.RTCPMux = p.remote.RTCPMux || p.bundled()
+	m.ICE = p.remote.ICE() && !m.NoICE
+	return m
 }
 
 // Config configures an Agent.

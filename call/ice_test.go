@@ -356,20 +356,20 @@ func TestICEMalformed(t *testing.T) {
 	}
 }
 
-// TestICEOff: without MediaConfig.ICE nothing about ICE is written or
-// checked (SIP default), and with it an answer to an offer without ICE
-// carries none (RFC 8839 §4.2.1).
+// TestICEOff: with NoICE an answer ignores the offer's ICE attributes (even
+// malformed ones), and an agent with ICE answers an offer without ICE
+// without it; offers without ICE carry none.
 func TestICEOff(t *testing.T) {
 	leak.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	p := newPair(t, MediaConfig{}, MediaConfig{ICE: true})
+	p := newPair(t, MediaConfig{NoICE: true}, MediaConfig{ICE: true})
 	_, addr := udpSocket(t)
 	for i, tc := range []struct {
 		a     *Agent
 		offer []byte
 	}{
-		{p.a, webrtcSDP(addr, addr, "a=ice-ufrag:"+peerUfrag+"\r\n")}, // malformed ICE, but ICE is off
+		{p.a, webrtcSDP(addr, addr, "a=ice-ufrag:"+peerUfrag+"\r\n")}, // malformed ICE, but NoICE
 		{p.b, webrtcSDP(addr, addr, "")},
 	} {
 		sig := newSinkSig()

@@ -2,6 +2,7 @@ package call
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"net/netip"
 	"sync"
@@ -24,18 +25,25 @@ type Media struct {
 	ready  chan struct{}
 	fail   chan struct{} // closed on the first failure
 
+	tlsID string // our a=tls-id (RFC 8842): one DTLS association per stream
+
 	mu        sync.Mutex
 	rtp, rtcp flow.Tuple
 	err       error
 	onError   func(*Media, error)
 	ice       iceCredentials // in force on the stream
 	iceRemote string
+	// A DTLS start waiting for the path (startDTLS).
+	dtlsPending bool
+	dtlsRole    dtlssrtp.Role
+	dtlsWaitICE bool
 }
 
 // OpenMedia asks m for a stream configured from cfg and returns at once; Wait
 // blocks until it is ready. onError (may be nil) receives every failure of
-// the stream, before or after ready, on the stream's goroutine. timeout
-// bounds the NAT setup (zero: 10 s).
+// the stream, before or after ready, on the stream's handler goroutine.
+// timeout bounds the NAT setup (zero: 10 s). A stream for cfg.Security SDES
+// or DTLS never sends or delivers clear media.
 func OpenMedia(m *flowmanager.Manager, cfg MediaConfig, timeout time.Duration, onError func(*Media, error)) (*Media, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -44,14 +52,26 @@ func OpenMedia(m *flowmanager.Manager, cfg MediaConfig, timeout time.Duration, o
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
+	tlsID, err := newTLSID()
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	md := &Media{cancel: cancel, ready: make(chan struct{}), fail: make(chan struct{}), onError: onError}
+	md := &Media{cancel: cancel, ready: make(chan struct{}), fail: make(chan struct{}), onError: onError, tlsID: tlsID}
+	sec := mediastream.Plain
+	switch cfg.Security {
+	case sdpx.SDES:
+		sec = mediastream.SDES
+	case sdpx.DTLS:
+		sec = mediastream.DTLS
+	}
 	s, err := m.NewStream(ctx, mediastream.Config{
 		LocalAddr: cfg.LocalAddr,
 		RTCP:      !cfg.RTCPMux,
 		NAT:       cfg.NAT,
 		Latch:     cfg.Latch,
-	}, mediastream.HandlerFuncs{Ready: md.onReady, Error: md.onFail})
+		Security:  sec,
+	}, streamHandler{md})
 	if err != nil {
 		cancel()
 		return nil, err
@@ -62,7 +82,81 @@ func OpenMedia(m *flowmanager.Manager, cfg MediaConfig, timeout time.Duration, o
 	return md, nil
 }
 
-func (m *Media) onReady(_ *mediastream.Stream, rtp, rtcp flow.Tuple) {
+// newTLSID returns a random a=tls-id value (RFC 8842 §4: 20 to 255 of
+// ALPHA / DIGIT / "+" / "/" / "-" / "_"; 32 characters, 192 bits).
+func newTLSID() (string, error) {
+	const chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	for i := range b {
+		b[i] = chars[b[i]&63]
+	}
+	return string(b), nil
+}
+
+// streamHandler receives the stream's events for a Media.
+type streamHandler struct{ m *Media }
+
+func (h streamHandler) OnReady(_ *mediastream.Stream, rtp, rtcp flow.Tuple) { h.m.onReady(rtp, rtcp) }
+func (h streamHandler) OnError(_ *mediastream.Stream, err error)            { h.m.onFail(err) }
+
+// OnICESelected: the path is known; a waiting DTLS client may start.
+func (h streamHandler) OnICESelected(*mediastream.Stream, *flow.Flow, flow.Candidate, flow.Candidate) {
+	h.m.tryStartDTLS()
+}
+
+// OnSourceChanged: a latching flow learnt where to send.
+func (h streamHandler) OnSourceChanged(*mediastream.Stream, *flow.Flow, netip.AddrPort, netip.AddrPort) {
+	h.m.tryStartDTLS()
+}
+
+// startDTLS starts DTLS-SRTP on the stream in role. A server starts at once
+// (it answers the peer's ClientHello). A client's first flight must reach
+// a peer that can take it, so it waits for the path: with ICE (waitICE)
+// until the peer's nomination selected a pair on every flow (a peer checks
+// only once it has our description, so it is then ready for DTLS), else
+// until every flow has a destination (from the peer's SDP, or latched).
+// A deferred start that fails reaches the media's onError.
+func (m *Media) startDTLS(role dtlssrtp.Role, waitICE bool) error {
+	m.mu.Lock()
+	m.dtlsPending, m.dtlsRole, m.dtlsWaitICE = true, role, waitICE
+	m.mu.Unlock()
+	return m.startDTLSIfRouted()
+}
+
+func (m *Media) tryStartDTLS() {
+	if err := m.startDTLSIfRouted(); err != nil {
+		m.onFail(err)
+	}
+}
+
+// startDTLSIfRouted starts a pending DTLS start whose path is known.
+func (m *Media) startDTLSIfRouted() error {
+	m.mu.Lock()
+	if !m.dtlsPending {
+		m.mu.Unlock()
+		return nil
+	}
+	role, waitICE := m.dtlsRole, m.dtlsWaitICE
+	if role == dtlssrtp.Client {
+		for _, f := range m.stream.Flows() {
+			if _, _, selected := f.SelectedPair(); waitICE && !selected || !f.ActiveDestination().IsValid() {
+				m.mu.Unlock()
+				return nil
+			}
+		}
+	}
+	m.dtlsPending = false
+	m.mu.Unlock()
+	return m.stream.StartDTLS(role)
+}
+
+// TLSID returns our a=tls-id for the stream's DTLS association (RFC 8842).
+func (m *Media) TLSID() string { return m.tlsID }
+
+func (m *Media) onReady(rtp, rtcp flow.Tuple) {
 	m.mu.Lock()
 	m.rtp, m.rtcp = rtp, rtcp
 	m.mu.Unlock()
@@ -70,7 +164,7 @@ func (m *Media) onReady(_ *mediastream.Stream, rtp, rtcp flow.Tuple) {
 	close(m.ready)
 }
 
-func (m *Media) onFail(_ *mediastream.Stream, err error) {
+func (m *Media) onFail(err error) {
 	m.mu.Lock()
 	if m.err == nil {
 		m.err = err
@@ -149,9 +243,10 @@ func (m *Media) Candidates() []sdpx.Candidate {
 	return out
 }
 
-// setICE puts our ICE credentials and the peer's ufrag in force on the
-// stream's flows when they changed; zero credentials stop answering checks.
-func (m *Media) setICE(ours iceCredentials, remote string) error {
+// setICE puts our ICE credentials and the peer's (ufrag and pwd) in force
+// on the stream's flows when they changed; zero credentials stop answering
+// checks. An empty remote ufrag answers checks from any peer ufrag.
+func (m *Media) setICE(ours iceCredentials, remote, remotePwd string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if ours.ufrag == "" {
@@ -160,8 +255,15 @@ func (m *Media) setICE(ours iceCredentials, remote string) error {
 	if m.ice == ours && m.iceRemote == remote {
 		return nil
 	}
-	if err := m.stream.SetICECredentials(ours.ufrag, ours.pwd, remote); err != nil {
-		return err
+	if m.ice != ours || remote == "" {
+		if err := m.stream.SetICECredentials(ours.ufrag, ours.pwd, remote); err != nil {
+			return err
+		}
+	}
+	if remote != "" {
+		if err := m.stream.SetRemoteICECredentials(remote, remotePwd); err != nil {
+			return err
+		}
 	}
 	m.ice, m.iceRemote = ours, remote
 	return nil
@@ -177,7 +279,7 @@ func (m *Media) offerICE(ours iceCredentials) error {
 	if same {
 		return nil
 	}
-	return m.setICE(ours, "")
+	return m.setICE(ours, "", "")
 }
 
 // Fingerprint returns our DTLS certificate's fingerprint, for a=fingerprint.

@@ -42,6 +42,24 @@ type MediaState struct {
 	ICE bool
 	// Renegotiated is false for the exchange that set the call up.
 	Renegotiated bool
+	// Mid is the a=mid of the call's m= line ("" when the peer uses none).
+	Mid string
+	// Bundled are the peer's other audio m= lines accepted in the same
+	// BUNDLE group (RFC 9143): their RTP arrives on the call's stream too,
+	// told apart by SSRC and payload type.
+	Bundled []Bundled
+}
+
+// Bundled is an m= line carried on the call's transport by BUNDLE.
+type Bundled struct {
+	// Mid is its a=mid.
+	Mid string
+	// Codecs are its negotiated codecs, with the offer's payload types.
+	Codecs []sdpx.Codec
+	// Direction is our negotiated direction on it.
+	Direction sdpx.Direction
+	// SSRCs are the peer's a=ssrc ids on it, if it lists any.
+	SSRCs []uint32
 }
 
 // plan is the result of checking a remote description against our configuration.
@@ -55,14 +73,29 @@ type plan struct {
 	setup    dtlssrtp.Setup
 	role     dtlssrtp.Role
 	ice      iceCredentials // ours, when ICE is in use for this exchange
+	lite     bool           // the peer is an ICE-lite agent (a=ice-lite)
+	group    []string       // the offer's BUNDLE group of remote, if any
+	extra    []extraLine    // the group's other accepted lines
 }
+
+// extraLine is another m= line of the offer's BUNDLE group that we accept
+// on the same transport.
+type extraLine struct {
+	index  int
+	remote sdpx.Media
+	codecs []sdpx.Codec
+}
+
+// bundled reports whether the plan's line is in a BUNDLE group (which
+// implies rtcp-mux, RFC 9143 §9.1).
+func (p plan) bundled() bool { return p.group != nil && p.remote.Mid != "" }
 
 // iceCredentials are our a=ice-ufrag and a=ice-pwd.
 type iceCredentials struct{ ufrag, pwd string }
 
-// malformedICE checks the ICE attributes of remote media m when ICE is on.
-func malformedICE(cfg MediaConfig, m sdpx.Media) error {
-	if !cfg.ICE {
+// malformedICE checks the ICE attributes of remote media m when ICE is in use.
+func malformedICE(use bool, m sdpx.Media) error {
+	if !use {
 		return nil
 	}
 	if err := m.CheckICE(); err != nil {
@@ -74,28 +107,54 @@ func malformedICE(cfg MediaConfig, m sdpx.Media) error {
 // reject builds the Reason for an unacceptable description.
 func reject(text string) Reason { return Reason{Kind: NotAcceptable, Code: 488, Text: text} }
 
+// usableAudio reports whether m is an audio RTP line that is not disabled.
+func usableAudio(m sdpx.Media) bool {
+	return m.Type == "audio" && m.Port != 0 && m.RTPProto
+}
+
 // planOffer picks the m-line of a remote offer we answer and what we answer
-// with. prev is the association in force (nil for an initial offer).
+// with. prev is the association in force (nil for an initial offer): the
+// line with its mid is answered again. Other audio lines of the same
+// BUNDLE group are accepted on the same transport (RFC 9143); any other
+// line is rejected.
 func planOffer(d *sdpx.Description, cfg MediaConfig, prev *negotiated) (plan, error) {
 	why := "no audio stream offered"
+	order := make([]int, 0, len(d.Media))
 	for i, m := range d.Media {
-		if m.Type != "audio" || m.Port == 0 || !m.RTPProto {
+		if prev != nil && prev.remote.Mid != "" && m.Mid == prev.remote.Mid {
+			order = append([]int{i}, order...)
+		} else {
+			order = append(order, i)
+		}
+	}
+	useICE := !cfg.NoICE && (prev == nil || prev.state.ICE)
+	for _, i := range order {
+		m := d.Media[i]
+		if !usableAudio(m) {
 			continue
 		}
-		if err := malformedICE(cfg, m); err != nil {
+		if err := malformedICE(useICE, m); err != nil {
 			return plan{}, err
 		}
-		p := plan{index: i, remote: m, security: m.Security}
+		p := plan{index: i, remote: m, security: m.Security, lite: d.ICELite}
 		if p.codecs = sdpx.Intersect(m.Codecs, cfg.Codecs); p.codecs == nil {
 			why = "no common codec"
 			continue
 		}
-		switch m.Security {
-		case sdpx.Plain:
-			if cfg.SecurityRequired {
-				why = "secure media required but not offered"
-				continue
+		if !cfg.accepts(m.Security) {
+			why = "secure media required but not offered"
+			if m.Security != sdpx.Plain {
+				why = m.Security.String() + " media not accepted"
 			}
+			continue
+		}
+		if prev != nil && prev.state.Security != sdpx.Plain && m.Security != prev.state.Security {
+			// A stream made for SRTP never carries clear media, and one
+			// keying method does not turn into the other on it.
+			why = "the media protection cannot change from " + prev.state.Security.String() + " to " + m.Security.String()
+			continue
+		}
+		switch m.Security {
 		case sdpx.SDES:
 			idx := slices.IndexFunc(m.Crypto, func(c srtp.Crypto) bool { return slices.Contains(cfg.Suites, c.Keys.Suite) })
 			if idx < 0 {
@@ -130,6 +189,18 @@ func planOffer(d *sdpx.Description, cfg MediaConfig, prev *negotiated) (plan, er
 				continue
 			}
 		}
+		if g := d.Bundle(m.Mid); g != nil {
+			p.group = g
+			for j, o := range d.Media {
+				if j == i || o.Type != "audio" || !o.RTPProto || o.Port == 0 && !o.BundleOnly ||
+					o.Security != m.Security || !slices.Contains(g, o.Mid) {
+					continue
+				}
+				if codecs := sdpx.Intersect(o.Codecs, cfg.Codecs); codecs != nil {
+					p.extra = append(p.extra, extraLine{index: j, remote: o, codecs: codecs})
+				}
+			}
+		}
 		return p, nil
 	}
 	return plan{}, reject(why)
@@ -147,10 +218,10 @@ func planAnswer(d *sdpx.Description, cfg MediaConfig, offered sdpx.Line) (plan, 
 	if !m.RTPProto || m.Security != offered.Security {
 		return plan{}, reject("answer changed the transport protocol to " + m.Proto)
 	}
-	if err := malformedICE(cfg, m); err != nil {
+	if err := malformedICE(cfg.ICE, m); err != nil {
 		return plan{}, err
 	}
-	p := plan{remote: m, security: m.Security}
+	p := plan{remote: m, security: m.Security, lite: d.ICELite}
 	for _, c := range m.Codecs {
 		if slices.ContainsFunc(offered.Codecs, func(o sdpx.Codec) bool { return o.PT == c.PT && o.Same(c) }) {
 			p.codecs = append(p.codecs, c)
@@ -186,13 +257,16 @@ func planAnswer(d *sdpx.Description, cfg MediaConfig, offered sdpx.Line) (plan, 
 	return p, nil
 }
 
-// newAssociation reports whether DTLS must start afresh for remote media m:
-// a new fingerprint or a new transport address (RFC 5763 §6.7.1, JSEP §5.3.2).
+// newAssociation reports whether DTLS must start afresh for remote media m
+// on the stream in force: only when the peer's fingerprint changed, or when
+// both descriptions carry a=tls-id and it changed (RFC 8842 §5). A new
+// address or ICE ufrag (an ICE restart, a peer moving) keeps the
+// association and its keys (RFC 8842 §4, RFC 8445 §9).
 func newAssociation(prev *negotiated, m sdpx.Media) bool {
 	if prev == nil || prev.state.Security != sdpx.DTLS {
 		return true
 	}
-	if prev.state.Remote != m.RTP {
+	if prev.remote.TLSID != "" && m.TLSID != "" && prev.remote.TLSID != m.TLSID {
 		return true
 	}
 	if len(prev.state.RemoteFingerprints) != len(m.Fingerprints) {
@@ -216,26 +290,63 @@ type negotiated struct {
 	state  MediaState
 }
 
-// apply puts plan p into force on md: destinations, SDES keys, DTLS pin and
-// role. prev is the state in force before (nil at call setup); ours is our
-// SDES key for the chosen suite.
+// apply puts plan p into force on md. The order is the secure one: ICE
+// credentials, then the keys (SDES keys, or the DTLS pin), then the
+// destinations, then DTLS, so that nothing is sent or accepted in clear and
+// no destination is used before the keys that protect it are in place. prev
+// is the state in force before (nil at call setup); ours is our SDES key for
+// the chosen suite.
 func apply(md *Media, p plan, ours srtp.Keys, dir sdpx.Direction, prev *negotiated) (MediaState, error) {
 	s := md.Stream()
 	rtp, rtcp := md.Tuples()
 	st := MediaState{
 		Local: rtp.Addr, LocalRTCP: rtcp.Addr, Remote: p.remote.RTP, RemoteRTCP: p.remote.RTCP,
 		RTCPMux: !rtcp.IsValid(), Codecs: p.codecs, Direction: dir, Security: p.security,
-		Renegotiated: prev != nil, ICE: p.ice.ufrag != "",
+		Renegotiated: prev != nil, ICE: p.ice.ufrag != "", Mid: p.remote.Mid,
 	}
-	if err := md.setICE(p.ice, p.remote.ICEUfrag); err != nil {
+	for _, x := range p.extra {
+		st.Bundled = append(st.Bundled, Bundled{Mid: x.remote.Mid, Codecs: x.codecs,
+			Direction: sdpx.Combine(dir, x.remote.Direction), SSRCs: x.remote.SSRCs})
+	}
+	if err := md.setICE(p.ice, p.remote.ICEUfrag, p.remote.ICEPwd); err != nil {
 		return st, err
 	}
-	// With ICE the peer's nomination (USE-CANDIDATE) decides where media
-	// goes (RFC 8445 §8.1.1); the default destination of c=/m= is only used
-	// until it has. A destination nominated before this description arrived
-	// (the peer checks as soon as it has our offer) is kept, and so is one of
-	// an earlier ICE exchange on this stream unless the peer restarted ICE
-	// or changed its default destination (it moved).
+
+	// Keys first.
+	sameMedia := prev != nil && prev.media == md
+	startDTLS := false
+	switch p.security {
+	case sdpx.SDES:
+		st.Suite = p.peerKeys.Suite
+		if !sameMedia || prev.state.Security != sdpx.SDES || !prev.ours.Equal(ours) {
+			if err := s.SetOutboundSRTP(ours); err != nil {
+				return st, err
+			}
+		}
+		if !sameMedia || prev.state.Security != sdpx.SDES || !prev.peer.Equal(p.peerKeys) {
+			if err := s.SetInboundSRTP(p.peerKeys); err != nil {
+				return st, err
+			}
+		}
+	case sdpx.DTLS:
+		st.DTLSRole, st.RemoteFingerprints = p.role, p.remote.Fingerprints
+		if !sameMedia || newAssociation(prev, p.remote) || prev.state.DTLSRole != p.role {
+			if err := s.SetRemoteFingerprint(p.remote.Fingerprints...); err != nil {
+				return st, err
+			}
+			startDTLS = true
+		} else {
+			st.DTLSRole = prev.state.DTLSRole
+		}
+	}
+
+	// Then destinations. With ICE the peer's nomination (USE-CANDIDATE)
+	// decides where media goes (RFC 8445 §8.1.1); the default destination
+	// of c=/m= is only used until it has. A destination nominated before
+	// this description arrived (the peer checks as soon as it has our
+	// offer) is kept, and so is one of an earlier ICE exchange on this
+	// stream unless the peer restarted ICE or changed its default
+	// destination (it moved).
 	iceKeeps := st.ICE && (prev == nil || prev.media != md ||
 		prev.state.ICE && prev.remote.ICEUfrag == p.remote.ICEUfrag && prev.remote.RTP == p.remote.RTP && prev.remote.RTCP == p.remote.RTCP)
 	setDst := func(f *flow.Flow, dst netip.AddrPort) error {
@@ -261,31 +372,11 @@ func apply(md *Media, p plan, ours srtp.Keys, dir sdpx.Direction, prev *negotiat
 			}
 		}
 	}
-	sameMedia := prev != nil && prev.media == md
-	switch p.security {
-	case sdpx.SDES:
-		st.Suite = p.peerKeys.Suite
-		if !sameMedia || prev.state.Security != sdpx.SDES || !prev.ours.Equal(ours) {
-			if err := s.SetOutboundSRTP(ours); err != nil {
-				return st, err
-			}
-		}
-		if !sameMedia || prev.state.Security != sdpx.SDES || !prev.peer.Equal(p.peerKeys) {
-			if err := s.SetInboundSRTP(p.peerKeys); err != nil {
-				return st, err
-			}
-		}
-	case sdpx.DTLS:
-		st.DTLSRole, st.RemoteFingerprints = p.role, p.remote.Fingerprints
-		if !sameMedia || newAssociation(prev, p.remote) || prev.state.DTLSRole != p.role {
-			if err := s.SetRemoteFingerprint(p.remote.Fingerprints...); err != nil {
-				return st, err
-			}
-			if err := s.StartDTLS(p.role); err != nil {
-				return st, err
-			}
-		} else {
-			st.DTLSRole = prev.state.DTLSRole
+
+	// Then DTLS.
+	if startDTLS {
+		if err := md.startDTLS(p.role, st.ICE && !p.lite); err != nil {
+			return st, err
 		}
 	}
 	return st, nil

@@ -37,10 +37,15 @@ const (
 	SecurityFailed
 	// SignalingFailed: the signalling could not be sent or was lost (including TLS failures).
 	SignalingFailed
+	// MediaLost: the peer's media went away: it closed its DTLS association
+	// (close_notify) without a hangup, ICE consent was lost (RFC 7675) or
+	// ICE failed. Reason.Err matches dtlssrtp.ErrPeerClosed,
+	// flow.ErrConsentLost or flow.ErrICEFailed.
+	MediaLost
 )
 
 var kindNames = [...]string{"normal", "local hangup", "remote hangup", "canceled", "busy", "declined",
-	"unavailable", "not acceptable", "malformed", "glare", "media failed", "security failed", "signaling failed"}
+	"unavailable", "not acceptable", "malformed", "glare", "media failed", "security failed", "signaling failed", "media lost"}
 
 // String returns a short lower-case name, e.g. "remote hangup".
 func (k Kind) String() string {

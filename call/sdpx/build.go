@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/pion/sdp/v3"
 
@@ -25,10 +26,12 @@ type Session struct {
 	// ICELite writes a session-level a=ice-lite (RFC 8839 §5.3): we are a
 	// lite ICE agent.
 	ICELite bool
+	// Bundle writes a=group:BUNDLE with these mids (RFC 9143) when not empty.
+	Bundle []string
 }
 
 // Line is one m= line to write. A Line with a zero RTP port is written as a
-// rejected line: "m=<type> 0 <proto> <formats>" and nothing else.
+// rejected line: "m=<type> 0 <proto> <formats>" and its a=mid, nothing else.
 type Line struct {
 	// Type is the media type; "" means "audio".
 	Type string
@@ -55,6 +58,9 @@ type Line struct {
 	Fingerprint dtlssrtp.Fingerprint
 	// Setup is written as a=setup when non-zero.
 	Setup dtlssrtp.Setup
+	// TLSID is written as a=tls-id (RFC 8842) when non-empty (with
+	// Fingerprint).
+	TLSID string
 	// Mid is written as a=mid when non-empty.
 	Mid string
 	// ICEUfrag and ICEPwd are written as a=ice-ufrag and a=ice-pwd when
@@ -94,6 +100,9 @@ func (s Session) Marshal() ([]byte, error) {
 		ConnectionInformation: conn(s.Addr),
 		TimeDescriptions:      []sdp.TimeDescription{{}},
 	}
+	if len(s.Bundle) > 0 {
+		d.Attributes = append(d.Attributes, sdp.NewAttribute("group", "BUNDLE "+strings.Join(s.Bundle, " ")))
+	}
 	if s.ICELite {
 		d.Attributes = append(d.Attributes, sdp.NewPropertyAttribute("ice-lite"))
 	}
@@ -117,6 +126,9 @@ func (l Line) description(sess netip.Addr) *sdp.MediaDescription {
 		md.MediaName.Formats = append([]string(nil), l.Formats...)
 		if len(md.MediaName.Formats) == 0 {
 			md.MediaName.Formats = []string{"0"}
+		}
+		if l.Mid != "" { // RFC 9143 §7.3.3: a rejected line keeps its mid
+			md.Attributes = append(md.Attributes, sdp.NewAttribute("mid", l.Mid))
 		}
 		return md
 	}
@@ -146,6 +158,9 @@ func (l Line) description(sess netip.Addr) *sdp.MediaDescription {
 	}
 	if l.Setup != 0 {
 		md.Attributes = append(md.Attributes, sdp.NewAttribute("setup", l.Setup.String()))
+	}
+	if l.TLSID != "" {
+		md.Attributes = append(md.Attributes, sdp.NewAttribute("tls-id", l.TLSID))
 	}
 	if l.Mid != "" {
 		md.Attributes = append(md.Attributes, sdp.NewAttribute("mid", l.Mid))

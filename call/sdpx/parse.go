@@ -3,6 +3,7 @@ package sdpx
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -31,6 +32,9 @@ type Description struct {
 	// ICELite is set by a session-level a=ice-lite (RFC 8839 §5.3): the
 	// peer is a lite ICE agent.
 	ICELite bool
+	// Bundles are the a=group:BUNDLE groups (RFC 9143), each a list of
+	// a=mid values; the first mid of a group is its tagged m= line.
+	Bundles [][]string
 	// SDP is the pion/sdp form, for attributes this package does not type.
 	SDP *sdp.SessionDescription
 }
@@ -84,6 +88,17 @@ type Media struct {
 	BadCandidates int
 	// EndOfCandidates is set by a=end-of-candidates (RFC 8840).
 	EndOfCandidates bool
+	// TLSID is the a=tls-id value (RFC 8842), media level else session
+	// level, or "": a new value on a known transport means a new DTLS
+	// association.
+	TLSID string
+	// SSRCs are the a=ssrc ids (RFC 5576) in order of first appearance:
+	// the RTP sources the peer sends on this line (demultiplexing a BUNDLE
+	// transport).
+	SSRCs []uint32
+	// BundleOnly is set by a=bundle-only (RFC 9143 §6): the line is only
+	// usable inside a BUNDLE group.
+	BundleOnly bool
 }
 
 // Parse parses and analyses an SDP body. It never panics: malformed input
@@ -109,6 +124,15 @@ func Parse(b []byte) (d *Description, err error) {
 	}
 	d = &Description{SessionID: s.Origin.SessionID, Version: s.Origin.SessionVersion, SDP: &s}
 	_, d.ICELite = s.Attribute("ice-lite")
+	for _, a := range s.Attributes {
+		if a.Key != "group" {
+			continue
+		}
+		f := strings.Fields(a.Value)
+		if len(f) > 1 && strings.EqualFold(f[0], "BUNDLE") {
+			d.Bundles = append(d.Bundles, f[1:])
+		}
+	}
 	for i, md := range s.MediaDescriptions {
 		m, err := analyse(&s, md)
 		if err != nil {
@@ -117,6 +141,21 @@ func Parse(b []byte) (d *Description, err error) {
 		d.Media = append(d.Media, m)
 	}
 	return d, nil
+}
+
+// Bundle returns the BUNDLE group that holds mid, or nil.
+func (d *Description) Bundle(mid string) []string {
+	if mid == "" {
+		return nil
+	}
+	for _, g := range d.Bundles {
+		for _, m := range g {
+			if m == mid {
+				return g
+			}
+		}
+	}
+	return nil
 }
 
 // unmarshal calls pion/sdp, turning a panic into an error.
@@ -178,7 +217,9 @@ func analyse(s *sdp.SessionDescription, md *sdp.MediaDescription) (Media, error)
 	}
 	m.Port = uint16(md.MediaName.Port.Value)
 	m.Security, m.RTPProto = SecurityOf(m.Proto)
-	if m.Port == 0 || !m.RTPProto {
+	m.Mid, _ = md.Attribute("mid")
+	_, m.BundleOnly = md.Attribute("bundle-only")
+	if !m.RTPProto || m.Port == 0 && !m.BundleOnly {
 		return m, nil
 	}
 	ci := md.ConnectionInformation
@@ -186,7 +227,11 @@ func analyse(s *sdp.SessionDescription, md *sdp.MediaDescription) (Media, error)
 		ci = s.ConnectionInformation
 	}
 	if ci == nil || ci.Address == nil {
-		return m, fmt.Errorf("%w: no connection address", ErrMalformed)
+		if m.Port == 0 { // bundle-only: the BUNDLE transport is elsewhere
+			ci = &sdp.ConnectionInformation{NetworkType: "IN", AddressType: "IP4", Address: &sdp.Address{Address: "0.0.0.0"}}
+		} else {
+			return m, fmt.Errorf("%w: no connection address", ErrMalformed)
+		}
 	}
 	if ci.NetworkType != "IN" {
 		return m, fmt.Errorf("%w: network type %q", ErrUnsupported, ci.NetworkType)
@@ -269,7 +314,16 @@ func analyse(s *sdp.SessionDescription, md *sdp.MediaDescription) (Media, error)
 			return m, fmt.Errorf("%w: %w", ErrMalformed, err)
 		}
 	}
-	m.Mid, _ = md.Attribute("mid")
+	m.TLSID, _ = attr("tls-id")
+	for _, a := range md.Attributes {
+		if a.Key != "ssrc" {
+			continue
+		}
+		id, _, _ := strings.Cut(a.Value, " ")
+		if n, err := strconv.ParseUint(id, 10, 32); err == nil && !slices.Contains(m.SSRCs, uint32(n)) && len(m.SSRCs) < 64 {
+			m.SSRCs = append(m.SSRCs, uint32(n))
+		}
+	}
 	m.ICEUfrag, _ = attr("ice-ufrag")
 	m.ICEPwd, _ = attr("ice-pwd")
 	_, m.EndOfCandidates = attr("end-of-candidates")
