@@ -33,10 +33,10 @@ type dialog struct {
 	routes    []sip.Uri // route set (Record-Route)
 	localSeq  uint32
 	remoteSeq uint32
-	confirmed bool // the initial INVITE got its 2xx
-	byeDone   bool // BYE sent or received
-	reinBusy  bool // an incoming re-INVITE is being answered
-	acks      map[uint32]chan []byte // our 2xx awaiting their ACK, by CSeq; the ACK's body is sent
+	confirmed bool                    // the initial INVITE got its 2xx
+	byeDone   bool                    // BYE sent or received
+	reinBusy  bool                    // an incoming re-INVITE is being answered
+	acks      map[uint32]chan []byte  // our 2xx awaiting their ACK, by CSeq; the ACK's body is sent
 	sentAcks  map[uint32]*sip.Request // ACKs we sent for 2xx, for retransmitted 2xx (§13.2.2.4)
 
 	// UAS: the initial INVITE.
@@ -46,18 +46,18 @@ type dialog struct {
 	finalOnce sync.Once
 	offerless bool // the INVITE had no offer (delayed offer): the answer comes in the ACK
 
-	rejected  []rejectedLine // offer lines taken out before the core saw them
+	rejected []rejectedLine // offer lines taken out before the core saw them
 
 	// UAC: the initial INVITE.
 	invReq     *sip.Request
 	inviteSent bool
-	responded bool          // a response to the INVITE arrived
-	first     chan struct{} // first response or failure
-	firstOnce sync.Once
-	firstErr  error
-	stop      chan struct{} // hang up before the answer: CANCEL
-	stopOnce  sync.Once
-	waitDone  chan struct{} // the INVITE transaction is over
+	responded  bool          // a response to the INVITE arrived
+	first      chan struct{} // first response or failure
+	firstOnce  sync.Once
+	firstErr   error
+	stop       chan struct{} // hang up before the answer: CANCEL
+	stopOnce   sync.Once
+	waitDone   chan struct{} // the INVITE transaction is over
 }
 
 var _ call.Signaling = (*dialog)(nil)
@@ -213,7 +213,11 @@ func (d *dialog) bye(ctx context.Context) error {
 	d.mu.Unlock()
 	defer d.e.untrack(d)
 	req := d.newRequest(sip.BYE, 0)
-	res, err := d.client.Do(ctx, req)
+	var res *sip.Response
+	err := d.e.sending(func() (err error) {
+		res, err = d.client.Do(ctx, req)
+		return err
+	})
 	if err != nil {
 		return d.e.transportError(ctx, d.t, req, err)
 	}

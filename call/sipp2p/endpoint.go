@@ -38,14 +38,16 @@ type Endpoint struct {
 
 	mu        sync.Mutex
 	state     State
-	listeners map[Transport]netip.AddrPort // bound addresses
-	outUDP    map[netip.Addr]netip.AddrPort  // our own UDP sockets for requests when not listening on UDP
+	listeners map[Transport]netip.AddrPort  // bound addresses
+	outUDP    map[netip.Addr]netip.AddrPort // our own UDP sockets for requests when not listening on UDP
 	closers   []func() error
 	conns     map[*trackedConn]struct{} // accepted TCP/TLS connections
 	dialogs   map[string]*dialog        // by Call-ID and local tag
 	calls     int                       // admitted calls (Config.MaxCalls)
-	closed    bool
-	wg        sync.WaitGroup // every goroutine of ours and every sipgo handler call in progress
+	stopping  bool                      // Close started: no new requests or calls
+	closed    bool                      // Close hung up the calls: nothing is sent any more
+	wg        sync.WaitGroup            // every goroutine of ours, request handler and send in progress
+	serveWG   sync.WaitGroup            // the sockets' serving goroutines
 }
 
 // New validates cfg and makes an endpoint in state Idle.
@@ -72,7 +74,7 @@ func New(cfg Config) (*Endpoint, error) {
 		sipgo.WithUserAgentHostname(u.Host),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerTerminateOnConnClose(), sip.WithTransactionLayerLogger(slog),
 			sip.WithTransactionLayerUnhandledResponseHandler(e.onStrayResponse)),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(slog)),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(slog), sip.WithTransportLayerReadFilter(e.readFilter)),
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, sipgo.WithUserAgenTLSConfig(clientTLS(cfg.TLS)))
@@ -119,9 +121,18 @@ func serverTLS(t *TLSConfig) *tls.Config {
 // refuses requests once the endpoint is closing.
 func (e *Endpoint) handle(f func(*sip.Request, sip.ServerTransaction)) sipgo.RequestHandler {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
-		if !e.enter() {
+		if !e.enterHandler() {
 			if !req.IsAck() {
 				e.respond(tx, req, 503, nil)
+			}
+			e.mu.Lock()
+			closed := e.closed
+			e.mu.Unlock()
+			if closed {
+				// sipgo read this request before Close and may have opened a
+				// socket of its own to answer it after Close cleared its
+				// connections: clear them again so that its reader ends.
+				e.ua.TransportLayer().Close()
 			}
 			return
 		}
@@ -139,6 +150,19 @@ func (e *Endpoint) handle(f func(*sip.Request, sip.ServerTransaction)) sipgo.Req
 	}
 }
 
+// readFilter drops what arrives once the endpoint has hung up its calls
+// on the way to closing: sipgo would otherwise handle it on goroutines of its
+// own, and answer it on sockets of its own, after Close.
+func (e *Endpoint) readFilter(_ sip.TransportReadProps, data []byte) ([]byte, error) {
+	e.mu.Lock()
+	closed := e.closed
+	e.mu.Unlock()
+	if closed {
+		return nil, nil
+	}
+	return data, nil
+}
+
 // enter registers a goroutine Close waits for; false once closing.
 func (e *Endpoint) enter() bool {
 	e.mu.Lock()
@@ -148,6 +172,28 @@ func (e *Endpoint) enter() bool {
 	}
 	e.wg.Add(1)
 	return true
+}
+
+// enterHandler is enter for a new request: refused once Close started.
+func (e *Endpoint) enterHandler() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopping {
+		return false
+	}
+	e.wg.Add(1)
+	return true
+}
+
+// sending runs a send through sipgo unless the endpoint is closed; Close
+// waits for it before it closes the sockets, so that sipgo never opens a
+// socket of its own for a late send.
+func (e *Endpoint) sending(f func() error) error {
+	if !e.enter() {
+		return ErrClosed
+	}
+	defer e.wg.Done()
+	return f()
 }
 
 // spawn runs f on a goroutine Close waits for; it reports false (and does
@@ -226,7 +272,7 @@ func (e *Endpoint) StartListening(ctx context.Context, t Transport, addr netip.A
 		return netip.AddrPort{}, &TLSError{Reason: LocalCertificateNotFound, Err: fmt.Errorf("%w: TLS listener without a certificate", ErrInvalidConfig)}
 	}
 	e.mu.Lock()
-	if e.closed {
+	if e.stopping {
 		e.mu.Unlock()
 		return netip.AddrPort{}, ErrClosed
 	}
@@ -288,9 +334,9 @@ func (e *Endpoint) serve(ctx context.Context, t Transport, addr netip.AddrPort) 
 		return netip.AddrPort{}, ErrClosed
 	}
 	e.closers = append(e.closers, closer)
-	e.wg.Add(1)
+	e.serveWG.Add(1)
 	go func() {
-		defer e.wg.Done()
+		defer e.serveWG.Done()
 		if err := serve(); err != nil && !errors.Is(err, net.ErrClosed) {
 			e.log.Debug("listener ended", "transport", t, "err", err)
 		}
@@ -369,12 +415,12 @@ func (e *Endpoint) advertised(t Transport) (string, int) {
 // a Handler included.
 func (e *Endpoint) Close() error {
 	e.mu.Lock()
-	if e.closed {
+	if e.stopping {
 		e.mu.Unlock()
 		<-e.finished
 		return nil
 	}
-	e.closed = true
+	e.stopping = true
 	close(e.closing)
 	e.setStateLocked(Terminating, nil)
 	ds := make([]*dialog, 0, len(e.dialogs))
@@ -394,9 +440,11 @@ func (e *Endpoint) Close() error {
 	}
 	wg.Wait()
 	e.mu.Lock()
+	e.closed = true
 	closers := e.closers
 	e.closers = nil
 	e.mu.Unlock()
+	e.wg.Wait()
 	var errs []error
 	for i := len(closers) - 1; i >= 0; i-- {
 		if err := closers[i](); err != nil && !errors.Is(err, net.ErrClosed) {
@@ -406,7 +454,7 @@ func (e *Endpoint) Close() error {
 	e.srv.Close()
 	e.ua.Close()
 	e.closeConns()
-	e.wg.Wait()
+	e.serveWG.Wait()
 	removeEndpointLogger(e.log)
 	e.mu.Lock()
 	e.setStateLocked(Terminated, nil)
@@ -423,7 +471,7 @@ func dialogKey(callID, localTag string) string { return callID + "\x00" + localT
 func (e *Endpoint) track(d *dialog) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed {
+	if e.stopping {
 		return ErrClosed
 	}
 	if e.calls >= e.cfg.MaxCalls {

@@ -85,13 +85,20 @@ type ep struct {
 	states   []State
 }
 
-func newEP(t *testing.T, cfg Config, media call.MediaConfig) *ep {
+func newManager(t *testing.T) *flowmanager.Manager {
 	t.Helper()
 	m, err := flowmanager.New(flowmanager.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func newEP(t *testing.T, cfg Config, media call.MediaConfig) *ep {
+	t.Helper()
+	m := newManager(t)
+	var err error
 	if !media.LocalAddr.IsValid() {
 		media.LocalAddr = loopback
 	}

@@ -73,7 +73,7 @@ func (e *Endpoint) Call(ctx context.Context, target string, media *call.MediaCon
 func (e *Endpoint) begin() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.closed {
+	if e.stopping {
 		return ErrClosed
 	}
 	if e.state == Idle {
@@ -101,6 +101,23 @@ func (d *dialog) SendOffer(ctx context.Context, offer []byte) error {
 
 // invite sends the initial INVITE and returns at the first response.
 func (d *dialog) invite(ctx context.Context, offer []byte) error {
+	err := d.e.sending(func() error { return d.sendInvite(ctx, offer) })
+	if errors.Is(err, ErrClosed) {
+		d.closeWait()
+	}
+	return err
+}
+
+// closeWait marks the INVITE transaction over when it never started.
+func (d *dialog) closeWait() {
+	select {
+	case <-d.waitDone:
+	default:
+		close(d.waitDone)
+	}
+}
+
+func (d *dialog) sendInvite(ctx context.Context, offer []byte) error {
 	req := d.invReq
 	if err := d.setContact(ctx, req); err != nil {
 		close(d.waitDone)
@@ -120,11 +137,11 @@ func (d *dialog) invite(ctx context.Context, offer []byte) error {
 		// 2xx retransmissions within the transaction (RFC 6026 Accepted state).
 		ctx2.OnRetransmission(d.reack)
 	}
-	if !d.e.spawn(func() { d.uacLoop(tx) }) {
-		tx.Terminate()
-		close(d.waitDone)
-		return ErrClosed
-	}
+	d.e.wg.Add(1) // within sending: the endpoint is not closed
+	go func() {
+		defer d.e.wg.Done()
+		d.uacLoop(tx)
+	}()
 	select {
 	case <-d.first:
 		d.mu.Lock()
@@ -311,7 +328,10 @@ func (d *dialog) sendCancel() {
 	req.SetBody(nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 64*d.e.cfg.T1)
 	defer cancel()
-	if _, err := d.client.Do(ctx, req, sipgo.ClientRequestBuild); err != nil {
+	if err := d.e.sending(func() error {
+		_, err := d.client.Do(ctx, req, sipgo.ClientRequestBuild)
+		return err
+	}); err != nil {
 		d.e.log.Debug("CANCEL", "call", d.callID, "err", err)
 	}
 }
@@ -336,8 +356,11 @@ func (e *Endpoint) SendMessage(ctx context.Context, target, contentType string, 
 	if err != nil {
 		return err
 	}
-	res, err := client.Do(ctx, req)
-	if err != nil {
+	var res *sip.Response
+	if err := e.sending(func() (err error) {
+		res, err = client.Do(ctx, req)
+		return err
+	}); err != nil {
 		return e.transportError(ctx, t, req, err)
 	}
 	if !res.IsSuccess() {

@@ -15,6 +15,10 @@ import (
 // acknowledges a 2xx, and reports the outcome to the call. It returns at
 // the final response or when ctx ends.
 func (d *dialog) reinvite(ctx context.Context, offer []byte) error {
+	return d.e.sending(func() error { return d.sendReinvite(ctx, offer) })
+}
+
+func (d *dialog) sendReinvite(ctx context.Context, offer []byte) error {
 	req := d.newRequest(sip.INVITE, 0)
 	req.SetBody(offer)
 	ct := sip.ContentTypeHeader("application/sdp")
@@ -77,7 +81,7 @@ func (e *Endpoint) onReinvite(req *sip.Request, tx sip.ServerTransaction, ltag s
 	}
 	seq := req.CSeq().SeqNo
 	d.mu.Lock()
-	busy := d.reinBusy || len(d.acks) > 0
+	busy := d.reinBusy
 	confirmed := d.confirmed
 	d.mu.Unlock()
 	if busy {

@@ -94,7 +94,7 @@ func (d *dialog) sendAck(seq uint32, body []byte) {
 		ct := sip.ContentTypeHeader("application/sdp")
 		ack.AppendHeader(&ct)
 	}
-	if err := d.client.WriteRequest(ack); err != nil {
+	if err := d.e.sending(func() error { return d.client.WriteRequest(ack) }); err != nil {
 		d.e.log.Debug("ACK", "call", d.callID, "err", err)
 	}
 	d.mu.Lock()
@@ -116,7 +116,7 @@ func (d *dialog) reack(res *sip.Response) {
 	if ack == nil {
 		return
 	}
-	if err := d.client.WriteRequest(ack); err != nil {
+	if err := d.e.sending(func() error { return d.client.WriteRequest(ack) }); err != nil {
 		d.e.log.Debug("re-ACK", "call", d.callID, "err", err)
 	}
 }
