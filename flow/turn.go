@@ -58,9 +58,13 @@ const (
 	attrRequestedTransport = stun.AttrType(0x0019)
 	attrAdditionalFamily   = stun.AttrType(0x8000)
 	attrAddressErrorCode   = stun.AttrType(0x8001)
-	codeAllocMismatch      = 437
-	defaultLifetime        = 10 * time.Minute // RFC 8656 §3.2, when a response has no LIFETIME
-	deallocWait            = time.Second      // Close waits this long for the answer to Refresh(0)
+	// coturn (4.6) still uses the code points of the draft that became
+	// RFC 8656 for these two; both are comprehension-optional.
+	attrAdditionalFamilyDraft = stun.AttrType(0x8032)
+	attrAddressErrorCodeDraft = stun.AttrType(0x8033)
+	codeAllocMismatch         = 437
+	defaultLifetime           = 10 * time.Minute // RFC 8656 §3.2, when a response has no LIFETIME
+	deallocWait               = time.Second      // Close waits this long for the answer to Refresh(0)
 )
 
 // turnState is the TURN client of a flow: one allocation on one server.
@@ -180,7 +184,16 @@ func (t *turnState) allocate(ctx context.Context) error {
 	if nat.Lifetime > 0 {
 		attrs = append(attrs, lifetimeAttr(nat.Lifetime))
 	}
+	both := nat.Family == natmode.FamilyBoth
+	if both { // also in coturn's draft code point
+		attrs = append(attrs, turnAttr{attrAdditionalFamilyDraft, []byte{2, 0, 0, 0}})
+	}
 	res, err := t.request(ctx, methodAllocate, attrs, rtx{first: stunRTO, max: 8 * time.Second})
+	if err == nil && both && errorCode(res) == 400 {
+		// A server that knows both code points may refuse the pair:
+		// ask again with RFC 8656's alone.
+		res, err = t.request(ctx, methodAllocate, attrs[:len(attrs)-1], rtx{first: stunRTO, max: 8 * time.Second})
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, errNoAnswer) || errors.Is(err, context.DeadlineExceeded):
@@ -219,8 +232,10 @@ func (t *turnState) allocate(ctx context.Context) error {
 	if len(relays) == 0 {
 		return fmt.Errorf("%w: %s sent no XOR-RELAYED-ADDRESS", ErrTURNRejected, t.server)
 	}
-	if v, err := res.Get(attrAddressErrorCode); err == nil && len(v) >= 8 {
-		f.log.Warn("turn server did not allocate the additional address family", "family", v[0], "code", int(v[2]&7)*100+int(v[3]))
+	for _, typ := range []stun.AttrType{attrAddressErrorCode, attrAddressErrorCodeDraft} {
+		if v, err := res.Get(typ); err == nil && len(v) >= 8 {
+			f.log.Warn("turn server did not allocate the additional address family", "family", v[0], "code", int(v[2]&7)*100+int(v[3]))
+		}
 	}
 	lt := lifetimeOf(res)
 	if lt <= 0 {

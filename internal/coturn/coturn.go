@@ -68,9 +68,11 @@ type Server struct {
 	// LogFile is coturn's log; Stdout holds its standard output and error.
 	LogFile, Stdout string
 
+	bin, conf string
+	mu        sync.Mutex
 	cmd       *exec.Cmd
 	exited    chan struct{}
-	closeOnce sync.Once
+	closed    bool
 }
 
 // Config configures StartConfig. Zero fields take coturn's defaults.
@@ -88,6 +90,15 @@ type Config struct {
 	// PermissionLifetime, when positive, is coturn's permission-lifetime
 	// (default 300 s).
 	PermissionLifetime time.Duration
+	// IPv6 makes coturn listen and relay on ::1 only (IPv6 relays only: an
+	// Allocate without REQUESTED-ADDRESS-FAMILY IPv6 is answered 440).
+	IPv6 bool
+	// RelayIPv6Too adds ::1 as a second relay address to an IPv4 server, so
+	// that it can give IPv4 and IPv6 relays (ADDITIONAL-ADDRESS-FAMILY).
+	RelayIPv6Too bool
+	// DeniedPeers are coturn denied-peer-ip values (an address or a range
+	// "a-b"): permissions for them are refused with 403.
+	DeniedPeers []string
 }
 
 // Start is StartConfig with coturn's defaults and files in dir.
@@ -106,7 +117,7 @@ func StartConfig(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, ErrNotInstalled
 	}
-	certFile, keyFile, pool, err := writeCertificate(cfg.Dir)
+	certFile, keyFile, pool, err := writeCertificate(cfg.Dir, cfg.IPv6)
 	if err != nil {
 		return nil, err
 	}
@@ -124,8 +135,12 @@ func StartConfig(ctx context.Context, cfg Config) (*Server, error) {
 	return nil, errors.Join(errs...)
 }
 
-func writeCertificate(dir string) (certFile, keyFile string, pool *x509.CertPool, err error) {
-	cert, pool, err := testserver.SelfSigned([]string{ServerName}, []netip.Addr{netip.AddrFrom4([4]byte{127, 0, 0, 1})})
+func writeCertificate(dir string, ipv6 bool) (certFile, keyFile string, pool *x509.CertPool, err error) {
+	ip := netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	if ipv6 {
+		ip = netip.IPv6Loopback()
+	}
+	cert, pool, err := testserver.SelfSigned([]string{ServerName}, []netip.Addr{ip})
 	if err != nil {
 		return "", "", nil, err
 	}
@@ -145,14 +160,18 @@ func writeCertificate(dir string) (certFile, keyFile string, pool *x509.CertPool
 }
 
 // freePort returns a loopback port that is free for TCP and UDP right now.
-func freePort() (uint16, error) {
+func freePort(ip netip.Addr) (uint16, error) {
+	fam := "4"
+	if ip.Is6() {
+		fam = "6"
+	}
 	for range 20 {
-		l, err := net.Listen("tcp4", "127.0.0.1:0")
+		l, err := net.Listen("tcp"+fam, netip.AddrPortFrom(ip, 0).String())
 		if err != nil {
 			return 0, err
 		}
 		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.1:%d", port))
+		u, err := net.ListenPacket("udp"+fam, netip.AddrPortFrom(ip, uint16(port)).String())
 		_ = l.Close()
 		if err != nil {
 			continue
@@ -164,11 +183,15 @@ func freePort() (uint16, error) {
 }
 
 func startOnce(ctx context.Context, bin string, cfg Config, attempt int, certFile, keyFile string, pool *x509.CertPool) (*Server, error) {
-	plain, err := freePort()
+	loop := netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	if cfg.IPv6 {
+		loop = netip.IPv6Loopback()
+	}
+	plain, err := freePort(loop)
 	if err != nil {
 		return nil, err
 	}
-	secure, err := freePort()
+	secure, err := freePort(loop)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +202,6 @@ func startOnce(ctx context.Context, bin string, cfg Config, attempt int, certFil
 	// do not collide with the ports picked above or by other tests.
 	minPort := uint16(10000 + rand.IntN(20000))
 	dir := cfg.Dir
-	loop := netip.AddrFrom4([4]byte{127, 0, 0, 1})
 	s := &Server{
 		UDP:        netip.AddrPortFrom(loop, plain),
 		TCP:        netip.AddrPortFrom(loop, plain),
@@ -192,44 +214,85 @@ func startOnce(ctx context.Context, bin string, cfg Config, attempt int, certFil
 		RelayPorts: [2]uint16{minPort, minPort + relayPortsCount - 1},
 		LogFile:    filepath.Join(dir, fmt.Sprintf("turnserver-%d.log", attempt)),
 		Stdout:     filepath.Join(dir, fmt.Sprintf("turnserver-%d.stdout", attempt)),
-		exited:     make(chan struct{}),
+		bin:        bin,
 	}
-	conf := filepath.Join(dir, fmt.Sprintf("turnserver-%d.conf", attempt))
-	if err := os.WriteFile(conf, []byte(s.config(cfg, attempt, certFile, keyFile)), 0o600); err != nil {
+	s.conf = filepath.Join(dir, fmt.Sprintf("turnserver-%d.conf", attempt))
+	if err := os.WriteFile(s.conf, []byte(s.config(cfg, attempt, certFile, keyFile)), 0o600); err != nil {
 		return nil, fmt.Errorf("coturn: %w", err)
 	}
-	out, err := os.Create(s.Stdout)
+	if err := s.run(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// run starts the turnserver process on s's configuration and waits until
+// it answers.
+func (s *Server) run(ctx context.Context) error {
+	out, err := os.OpenFile(s.Stdout, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("coturn: %w", err)
+		return fmt.Errorf("coturn: %w", err)
 	}
 	defer out.Close() // the child has its own copy
-	s.cmd = exec.Command(bin, "-c", conf)
-	s.cmd.Dir = dir
-	s.cmd.Stdout = out
-	s.cmd.Stderr = out
-	s.cmd.SysProcAttr = sysProcAttr()
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("coturn: start %s: %w", bin, err)
+	cmd := exec.Command(s.bin, "-c", s.conf)
+	cmd.Dir = filepath.Dir(s.conf)
+	cmd.Stdout = out
+	cmd.Stderr = out
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("coturn: start %s: %w", s.bin, err)
 	}
+	exited := make(chan struct{})
 	go func() {
-		_ = s.cmd.Wait()
-		close(s.exited)
+		_ = cmd.Wait()
+		close(exited)
 	}()
+	s.mu.Lock()
+	s.cmd, s.exited = cmd, exited
+	s.mu.Unlock()
 	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
 	if err := s.waitReady(actx); err != nil {
-		_ = s.Close()
-		return nil, fmt.Errorf("%w on %v / %v: %w\n%s", ErrNotReady, s.UDP, s.TLS, err, s.logTail())
+		return fmt.Errorf("%w on %v / %v: %w\n%s", ErrNotReady, s.UDP, s.TLS, err, s.logTail())
 	}
-	return s, nil
+	return nil
+}
+
+// Kill kills coturn (SIGKILL: no goodbye to its clients beyond what the
+// kernel does for its TCP connections) and waits for it to exit. Restart
+// may start it again.
+func (s *Server) Kill() {
+	s.mu.Lock()
+	cmd, exited := s.cmd, s.exited
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill() // fails only if it has exited already
+	<-exited
+}
+
+// Restart kills coturn and starts a fresh process (no allocations, new
+// nonces) with the same configuration on the same ports.
+func (s *Server) Restart(ctx context.Context) error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return fmt.Errorf("coturn: restart: %w", net.ErrClosed)
+	}
+	s.Kill()
+	return s.run(ctx)
 }
 
 // config is coturn's configuration file (see turnserver(1)).
 func (s *Server) config(cfg Config, attempt int, certFile, keyFile string) string {
 	dir := cfg.Dir
+	ip := s.UDP.Addr().String()
 	lines := []string{
-		"listening-ip=127.0.0.1",
-		"relay-ip=127.0.0.1",
+		"listening-ip=" + ip,
+		"relay-ip=" + ip,
 		fmt.Sprintf("listening-port=%d", s.UDP.Port()),
 		fmt.Sprintf("tls-listening-port=%d", s.TLS.Port()),
 		fmt.Sprintf("min-port=%d", s.RelayPorts[0]),
@@ -251,6 +314,12 @@ func (s *Server) config(cfg Config, attempt int, certFile, keyFile string) strin
 		"pidfile=" + filepath.Join(dir, fmt.Sprintf("turnserver-%d.pid", attempt)),
 		"userdb=" + filepath.Join(dir, fmt.Sprintf("turndb-%d", attempt)),
 	}
+	if cfg.RelayIPv6Too && !cfg.IPv6 {
+		lines = append(lines, "relay-ip=::1")
+	}
+	for _, d := range cfg.DeniedPeers {
+		lines = append(lines, "denied-peer-ip="+d)
+	}
 	for _, o := range []struct {
 		name string
 		d    time.Duration
@@ -268,6 +337,9 @@ func (s *Server) config(cfg Config, attempt int, certFile, keyFile string) strin
 
 // waitReady polls until coturn answers STUN Binding over UDP, TCP and TLS.
 func (s *Server) waitReady(ctx context.Context) error {
+	s.mu.Lock()
+	exited := s.exited
+	s.mu.Unlock()
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	var udpOK, tcpOK, tlsOK bool
@@ -289,8 +361,8 @@ func (s *Server) waitReady(ctx context.Context) error {
 			return nil
 		}
 		select {
-		case <-s.exited:
-			return fmt.Errorf("turnserver exited: %v", s.cmd.ProcessState)
+		case <-exited:
+			return errors.New("turnserver exited")
 		case <-ctx.Done():
 			return fmt.Errorf("%w (last probe: %v)", ctx.Err(), last)
 		case <-tick.C:
@@ -308,12 +380,12 @@ func (s *Server) probe(ctx context.Context, network string) (bool, error) {
 	)
 	switch network {
 	case "udp":
-		c, err = d.DialContext(ctx, "udp4", s.UDP.String())
+		c, err = d.DialContext(ctx, "udp", s.UDP.String())
 	case "tcp":
-		c, err = d.DialContext(ctx, "tcp4", s.TCP.String())
+		c, err = d.DialContext(ctx, "tcp", s.TCP.String())
 	case "tls":
 		td := tls.Dialer{NetDialer: &d, Config: &tls.Config{RootCAs: s.RootCAs, ServerName: s.ServerName, MinVersion: tls.VersionTLS12}}
-		c, err = td.DialContext(ctx, "tcp4", s.TLS.String())
+		c, err = td.DialContext(ctx, "tcp", s.TLS.String())
 	}
 	if err != nil {
 		return false, err
@@ -378,9 +450,9 @@ func (s *Server) logTail() string {
 
 // Close kills coturn and waits for it to exit. It is idempotent.
 func (s *Server) Close() error {
-	s.closeOnce.Do(func() {
-		_ = s.cmd.Process.Kill() // fails only if it has exited already
-		<-s.exited
-	})
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.Kill()
 	return nil
 }

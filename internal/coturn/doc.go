@@ -15,7 +15,11 @@
 // LogFile (coturn's own log) and to Stdout (its standard output and error).
 //
 // StartConfig also sets coturn's max-allocate-lifetime, channel-lifetime and
-// permission-lifetime, for refresh tests.
+// permission-lifetime, for refresh tests; listens and relays on ::1 only
+// (Config.IPv6) or adds ::1 as a second relay address (RelayIPv6Too); and
+// refuses peers (DeniedPeers, coturn's denied-peer-ip). Kill kills the
+// process (a server dying mid-call); Restart starts a fresh one on the same
+// ports (a server restarted under its clients).
 //
 // Behaviour of coturn 4.6.1 worth knowing (the tests record it): it answers
 // a Refresh for an allocation it does not have with 437 (pion/turn/v3 does
@@ -26,6 +30,6 @@
 // reads the log to notice); UDP and TCP share listening-port; Go's TLS client
 // ends up with TLS 1.2 (ECDHE-ECDSA-AES256-GCM-SHA384).
 //
-// Start and Close may be called from any goroutine; Close is idempotent and
-// returns after the process has exited.
+// Start, Kill, Restart and Close may be called from any goroutine; Close is
+// idempotent and returns after the process has exited.
 package coturn
