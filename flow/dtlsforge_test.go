@@ -2,6 +2,7 @@ package flow
 
 import (
 	"bytes"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -128,5 +129,53 @@ func TestStripUnauthenticated(t *testing.T) {
 		if n := stripUnauthenticated(b); !bytes.Equal(b[:n], c.want) {
 			t.Errorf("strip %x = %x, want %x", c.in, b[:n], c.want)
 		}
+	}
+}
+
+// Concurrent StartDTLS calls leave one association: the others are stopped.
+// Before they were serialised, a call could store its association after
+// another call had already stopped "the old one", orphaning an association
+// that went on retransmitting its own ClientHello. The peer here is a socket
+// that counts the distinct ClientHello randoms retransmitted after the calls.
+func TestStartDTLSConcurrentNoOrphan(t *testing.T) {
+	leak.Check(t)
+	cert, err := dtlssrtp.GenerateCertificate("c@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := listen(t, loop4)
+	defer peer.Close()
+	f := newFlow(t, loop4, Config{})
+	f.SetActiveDestination(netip.MustParseAddrPort(peer.LocalAddr().String()))
+	done := make(chan error, 8)
+	for range 8 {
+		go func() {
+			done <- f.StartDTLS(dtlssrtp.Client, dtlssrtp.Config{Certificate: cert, HandshakeTimeout: time.Minute})
+		}()
+	}
+	for range 8 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first flights of stopped associations may still be in the socket
+	// buffer; pion retransmits a live one's ClientHello after 1 s. Count the
+	// randoms of datagrams read from 0.5 s to 2.6 s after the calls.
+	start := time.Now()
+	randoms := map[string]bool{}
+	buf := make([]byte, 2048)
+	for {
+		peer.SetReadDeadline(start.Add(2600 * time.Millisecond))
+		n, err := peer.Read(buf)
+		if err != nil {
+			break
+		}
+		if time.Since(start) < 500*time.Millisecond || n < 13+12+2+32 || buf[0] != 22 || buf[13] != 1 {
+			continue
+		}
+		randoms[string(buf[27:59])] = true
+	}
+	if len(randoms) != 1 {
+		t.Fatalf("%d associations retransmitting ClientHellos, want 1", len(randoms))
 	}
 }

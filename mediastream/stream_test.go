@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reflow-go/reflow/dtlssrtp"
 	"github.com/reflow-go/reflow/flow"
 	"github.com/reflow-go/reflow/internal/leak"
 	"github.com/reflow-go/reflow/mediastream"
@@ -281,6 +282,36 @@ func TestKeyedEvent(t *testing.T) {
 			}
 		case <-time.After(10 * time.Second):
 			t.Fatalf("OnKeyed %d not called", i)
+		}
+	}
+}
+
+func dtlsEnv(t *testing.T) mediastream.Env {
+	t.Helper()
+	cert, err := dtlssrtp.GenerateCertificate("test@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mediastream.Env{DTLS: func() (dtlssrtp.Config, error) { return dtlssrtp.Config{Certificate: cert}, nil }}
+}
+
+// StartDTLS checks every flow before it changes any: with a destination on
+// the RTP flow only, the client role fails and leaves both flows as they were
+// (it keyed RTP and failed on RTCP before).
+func TestStartDTLSAtomic(t *testing.T) {
+	leak.Check(t)
+	s, err := mediastream.New(ctxT(t), mediastream.Config{LocalAddr: loop4, RTCP: true}, mediastream.HandlerFuncs{}, dtlsEnv(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.RTP().SetActiveDestination(netip.MustParseAddrPort("127.0.0.1:9"))
+	if err := s.StartDTLS(dtlssrtp.Client); !errors.Is(err, flow.ErrNoDestination) {
+		t.Fatalf("StartDTLS with no RTCP destination: %v", err)
+	}
+	for _, f := range s.Flows() {
+		if f.Secure() {
+			t.Fatalf("%v flow changed by a StartDTLS that failed", f.Component())
 		}
 	}
 }
