@@ -295,11 +295,28 @@ func (t *turnState) permitLoop(pm *permit) {
 }
 
 // relaySend writes b to peer through the allocation without waiting for
-// any control transaction (for ICE responses and checks): ChannelData on a
-// bound channel, else a Send indication.
+// any control transaction and without creating peer state (for ICE
+// responses and checks): ChannelData on a channel already bound to peer,
+// else a Send indication, which needs a permission for peer's IP
+// (relayPermit) to get through.
 func (f *Flow) relaySend(b []byte, peer netip.AddrPort) error {
-	_, err := f.relayWrite(b, peer)
-	return err
+	t := f.turn.Load()
+	if t == nil || !t.allocated.Load() {
+		return &Error{f.cfg.Component, "write", ErrNotReady}
+	}
+	if e := t.lostErr.Load(); e != nil {
+		return e
+	}
+	var err error
+	if p := (*t.peers.Load())[peer]; p != nil && p.bound.Load() {
+		err = t.sendChannelData(p.ch, b, peer)
+	} else {
+		err = t.sendIndication(peer, b)
+	}
+	if err != nil {
+		return t.writeErr(err)
+	}
+	return nil
 }
 
 // relayWrite sends one datagram to dst through the allocation. It never
