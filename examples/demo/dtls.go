@@ -28,20 +28,9 @@ func setupDTLS(ctx context.Context, a, b *mediastream.Stream) error {
 	if err := a.StartDTLS(dtlssrtp.Client); err != nil {
 		return err
 	}
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
 	for _, s := range []*mediastream.Stream{a, b} {
-		for _, f := range s.Flows() {
-			for !f.IsSecure() {
-				if err := s.Err(); err != nil {
-					return err
-				}
-				select {
-				case <-ctx.Done():
-					return fmt.Errorf("DTLS not done: %w", ctx.Err())
-				case <-tick.C:
-				}
-			}
+		if _, err := s.WaitKeyed(ctx); err != nil {
+			return fmt.Errorf("DTLS not done: %w", err)
 		}
 	}
 	fmt.Printf("DTLS-SRTP keyed on all flows in %v, profile %s\n", time.Since(start).Round(time.Microsecond), a.RTP().DTLSSuite())

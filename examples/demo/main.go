@@ -137,6 +137,12 @@ func run() error {
 	}
 
 	cfg := mediastream.Config{LocalAddr: local, RTCP: o.rtcp, NAT: nat}
+	switch o.srtpMode { // secured streams never send or deliver clear media
+	case "sdes":
+		cfg.Security = mediastream.SDES
+	case "dtls":
+		cfg.Security = mediastream.DTLS
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var streams [2]*mediastream.Stream

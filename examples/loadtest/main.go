@@ -96,7 +96,14 @@ type opts struct {
 }
 
 func (o *opts) streamConfig() mediastream.Config {
-	return mediastream.Config{LocalAddr: o.local, RTCP: o.rtcp, NAT: o.nat}
+	cfg := mediastream.Config{LocalAddr: o.local, RTCP: o.rtcp, NAT: o.nat}
+	switch o.srtpMode { // secured streams never send or deliver clear media
+	case "sdes":
+		cfg.Security = mediastream.SDES
+	case "dtls":
+		cfg.Security = mediastream.DTLS
+	}
+	return cfg
 }
 
 func main() {
