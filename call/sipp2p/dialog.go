@@ -3,6 +3,7 @@ package sipp2p
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -25,6 +26,7 @@ type dialog struct {
 	contact    sip.ContactHeader
 	initialSeq uint32 // CSeq of the initial INVITE
 	info       CallInfo
+	reacks     atomic.Int32 // ACKs sent again for retransmitted 2xx
 
 	mu        sync.Mutex
 	c         *call.Call

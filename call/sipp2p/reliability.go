@@ -116,6 +116,7 @@ func (d *dialog) reack(res *sip.Response) {
 	if ack == nil {
 		return
 	}
+	d.reacks.Add(1)
 	if err := d.e.sending(func() error { return d.client.WriteRequest(ack) }); err != nil {
 		d.e.log.Debug("re-ACK", "call", d.callID, "err", err)
 	}
