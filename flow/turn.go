@@ -380,10 +380,9 @@ func (f *Flow) turnInbound(pkt *packet) bool {
 	return false
 }
 
-// closeNAT releases the allocation (Refresh with LIFETIME 0, waiting up to
-// deallocWait for the answer) and closes the connection to the server. It
-// runs in Close before the socket closes, so the reader still delivers the
-// answer. An Allocate that succeeds while Close runs is released too.
+// closeNAT releases the allocation (Refresh with LIFETIME 0: sent once over
+// UDP; over TCP/TLS answered within deallocWait) and closes the connection to
+// the server. An Allocate that succeeds while Close runs is released too.
 func (f *Flow) closeNAT() {
 	f.mu.Lock()
 	t := f.turn.Load()
@@ -398,9 +397,17 @@ func (f *Flow) closeNAT() {
 		// Also when Close cut the Allocate short: the server may have
 		// allocated without our seeing the answer (a Refresh for an
 		// allocation it does not have is answered 437, or not at all).
-		ctx, cancel := context.WithTimeout(context.Background(), deallocWait)
-		_, _ = t.request(ctx, methodRefresh, []stun.Setter{lifetimeAttr(0)}, rtx{first: 250 * time.Millisecond, max: 250 * time.Millisecond})
-		cancel()
+		if t.stream != nil {
+			// Our own reader still reads the connection: wait for the
+			// answer (a stale nonce gets a retry) before closing it.
+			ctx, cancel := context.WithTimeout(context.Background(), deallocWait)
+			_, _ = t.request(ctx, methodRefresh, []stun.Setter{lifetimeAttr(0)}, rtx{})
+			cancel()
+		} else if m, _, err := t.build(methodRefresh, []stun.Setter{lifetimeAttr(0)}); err == nil {
+			// Over UDP the socket may have no reader any more (an
+			// application read it directly); the answer is not needed.
+			_ = t.writeControl(m.Raw)
+		}
 	}
 	if t.stream != nil {
 		_ = t.stream.Close()

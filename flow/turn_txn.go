@@ -203,16 +203,7 @@ func (t *turnState) learn(m *stun.Message) bool {
 // signed error, or an unsigned 400/401/438 that a retry could not fix.
 func (t *turnState) request(ctx context.Context, method stun.Method, attrs []stun.Setter, r rtx) (*stun.Message, error) {
 	for try := 0; ; try++ {
-		realm, nonce, key := t.credentials()
-		setters := make([]stun.Setter, 0, len(attrs)+8)
-		setters = append(setters, stun.TransactionID, stun.NewType(method, stun.ClassRequest))
-		setters = append(setters, attrs...)
-		setters = append(setters, stun.NewSoftware(stunx.Software))
-		if key != nil {
-			setters = append(setters, stun.NewUsername(t.f.cfg.NAT.Username), stun.NewRealm(realm), stun.NewNonce(nonce), key)
-		}
-		setters = append(setters, stun.Fingerprint)
-		m, err := stun.Build(setters...)
+		m, key, err := t.build(method, attrs)
 		if err != nil {
 			return nil, err
 		}
@@ -230,6 +221,22 @@ func (t *turnState) request(ctx context.Context, method stun.Method, attrs []stu
 		}
 		return res, nil
 	}
+}
+
+// build makes a request of method with attrs, signed once the realm and
+// nonce are known; it returns the key it was signed with.
+func (t *turnState) build(method stun.Method, attrs []stun.Setter) (*stun.Message, stun.MessageIntegrity, error) {
+	realm, nonce, key := t.credentials()
+	setters := make([]stun.Setter, 0, len(attrs)+8)
+	setters = append(setters, stun.TransactionID, stun.NewType(method, stun.ClassRequest))
+	setters = append(setters, attrs...)
+	setters = append(setters, stun.NewSoftware(stunx.Software))
+	if key != nil {
+		setters = append(setters, stun.NewUsername(t.f.cfg.NAT.Username), stun.NewRealm(realm), stun.NewNonce(nonce), key)
+	}
+	setters = append(setters, stun.Fingerprint)
+	m, err := stun.Build(setters...)
+	return m, key, err
 }
 
 // xorAddr decodes an XOR-encoded address attribute value already checked

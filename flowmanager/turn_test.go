@@ -58,6 +58,10 @@ func TestTURNRelayExchange(t *testing.T) {
 				if !f.ReflexiveTuple().IsValid() || f.ReflexiveTuple().Addr.Addr() != loop4 {
 					t.Fatalf("%v reflexive tuple %v", f.Component(), f.ReflexiveTuple())
 				}
+				wantTr := map[natmode.Mode]flow.Transport{natmode.TURNUDP: flow.UDP, natmode.TURNTCP: flow.TCP, natmode.TURNTLS: flow.TLS}[mode]
+				if f.ReflexiveTuple().Transport != wantTr || f.LocalTuple().Transport != wantTr {
+					t.Fatalf("%v: reflexive %v, local %v, want transport %v", f.Component(), f.ReflexiveTuple(), f.LocalTuple(), wantTr)
+				}
 			}
 			if got := srv.AllocationCount(); got != 4 {
 				t.Fatalf("server has %d allocations, want 4", got)
