@@ -37,6 +37,7 @@ type tapConn struct {
 	rng       *rand.Rand
 	hook      func(m *stun.Message, from net.Addr) // called for each request read
 	writeHook func(p []byte)                       // called for each datagram the server sends
+	drop      func(m *stun.Message) bool           // requests the server never sees
 	refreshC  chan struct{}                        // gets a token per Refresh read
 }
 
@@ -71,6 +72,12 @@ func (c *tapConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			c.mu.Unlock()
 			if hook != nil {
 				hook(m, a)
+			}
+			c.mu.Lock()
+			drop := c.drop
+			c.mu.Unlock()
+			if drop != nil && drop(m) {
+				continue
 			}
 		}
 		if c.deaf.Load() {

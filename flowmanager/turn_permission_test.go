@@ -1,0 +1,53 @@
+package flowmanager_test
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/pion/stun/v2"
+	"github.com/reflow-go/reflow/flow"
+	"github.com/reflow-go/reflow/internal/memnet"
+	"github.com/reflow-go/reflow/natmode"
+)
+
+// A server that never answers ChannelBind: the permission failure reaches
+// the handler after the timeout as ErrPermissionFailed (not Denied) naming
+// the peer; writes to that peer then fail with it, while the allocation
+// itself stays up.
+func TestTURNPermissionTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := memnet.New()
+		srv, tap := startMemTURN(t, n, 0)
+		defer srv.Close()
+		tap.drop = func(m *stun.Message) bool { return m.Type.Method == stun.MethodChannelBind }
+		m := memnetManager(t, n)
+		s, r := memStream(t, m, memNAT(0))
+		defer s.Close()
+		peer := netip.MustParseAddrPort("192.0.2.99:4000")
+		start := time.Now()
+		if err := s.RTP().SetActiveDestination(peer); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.RTP().Write(rtpPacket(1, 100)); err != nil {
+			t.Fatalf("write while the permission is pending: %v", err)
+		}
+		err := <-r.errs
+		var fe *flow.Error
+		if !errors.As(err, &fe) || !errors.Is(err, flow.ErrPermissionFailed) || errors.Is(err, flow.ErrPermissionDenied) ||
+			!strings.Contains(err.Error(), peer.String()) || time.Since(start) != natmode.DefaultTimeout {
+			t.Fatalf("after %v: %v; want ErrPermissionFailed naming %v after %v", time.Since(start), err, peer, natmode.DefaultTimeout)
+		}
+		if _, err := s.RTP().Write(rtpPacket(2, 100)); !errors.As(err, &fe) || !errors.Is(err, flow.ErrPermissionFailed) {
+			t.Fatalf("write after the failure: %v", err)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if al, ok := s.RTP().Allocation(); !ok || al.Lost {
+			t.Fatalf("allocation %+v lost over a permission", al)
+		}
+	})
+}
