@@ -48,6 +48,8 @@ type Endpoint struct {
 	closed    bool                      // Close hung up the calls: nothing is sent any more
 	wg        sync.WaitGroup            // every goroutine of ours, request handler and send in progress
 	serveWG   sync.WaitGroup            // the sockets' serving goroutines
+
+	wrapPC func(net.PacketConn) net.PacketConn // tests: loss injection on UDP sockets
 }
 
 // New validates cfg and makes an endpoint in state Idle.
@@ -310,6 +312,9 @@ func (e *Endpoint) serve(ctx context.Context, t Transport, addr netip.AddrPort) 
 			return bound, &ConnectionError{Remote: addr.String(), Err: err}
 		}
 		bound = pc.LocalAddr().(*net.UDPAddr).AddrPort()
+		if e.wrapPC != nil {
+			pc = e.wrapPC(pc)
+		}
 		serve, closer = func() error { return e.srv.ServeUDP(pc) }, pc.Close
 	default:
 		l, err := lc.Listen(ctx, "tcp", addr.String())
