@@ -522,6 +522,9 @@ func (a *iceState) step() {
 	for _, m := range sends {
 		a.sendOn(m)
 	}
+	if len(sends) > 0 {
+		f.log.Debug("ice: sent", "messages", len(sends), "pairs", len(a.pairs))
+	}
 	for _, ev := range events {
 		if ev.Kind == EventError {
 			f.fail(ev.Err)

@@ -189,6 +189,7 @@ func (a *iceState) onRequest(m *stun.Message, pkt *packet) {
 		return
 	}
 	f.stats.iceChecks.Add(1)
+	f.log.Debug("ice: check answered", "from", pkt.from, "relayed", pkt.relayed, "use-candidate", useCand)
 	if sel != nil {
 		a.applySelected(sel) // before the response: the peer may send media at once
 	}
@@ -226,6 +227,7 @@ func (a *iceState) onResponse(m *stun.Message, pkt *packet) {
 	}
 	delete(a.txns, t.id)
 	p := t.pair
+	f.log.Debug("ice: response", "from", pkt.from, "class", m.Type.Class, "consent", t.consent, "nominate", t.nominate)
 	if p.inFlight == t {
 		p.inFlight = nil
 	}
