@@ -108,7 +108,8 @@ type iceState struct {
 	lastConsent time.Time
 	failed      bool // ErrICEFailed reported
 	out         []outMsg
-	permitted   map[netip.Addr]bool // relay permissions asked for
+	permits     map[netip.Addr]permitState // TURN permissions for checks from the relay
+	permitQ     []netip.Addr               // permissions to ask for, outside mu
 	closed      bool
 
 	timer *time.Timer
@@ -126,7 +127,7 @@ func newICEState(f *Flow, cfg ICEConfig) *iceState {
 		tie:         cfg.TieBreaker,
 		ta:          cfg.Pacing,
 		txns:        make(map[[stun.TransactionIDSize]byte]*iceTxn),
-		permitted:   make(map[netip.Addr]bool),
+		permits:     make(map[netip.Addr]permitState),
 	}
 	a.creds.Store(makeCreds(cfg.LocalUfrag, cfg.LocalPwd, cfg.RemoteUfrag, cfg.RemotePwd))
 	a.timer = time.AfterFunc(time.Hour, a.run)
@@ -188,7 +189,10 @@ func (a *iceState) restartLocked() {
 	a.firstValid = time.Time{}
 	if a.selected != nil {
 		// Keep the old pair only as a media path; it is no longer in the list.
+		// Consent checks on it need the new credentials, which the peer may
+		// send a while later: consent gets a fresh window from now.
 		a.selected.inFlight = nil
+		a.lastConsent = time.Now()
 	}
 }
 
@@ -337,6 +341,10 @@ func (a *iceState) pairLocked(l *localCand, r *Candidate) *candPair {
 	if len(a.pairs) >= maxPairs {
 		return nil
 	}
+	if l.path == pathRelay && a.permits[r.Addr.Addr()] == permitNone {
+		a.permits[r.Addr.Addr()] = permitPending
+		a.permitQ = append(a.permitQ, r.Addr.Addr())
+	}
 	p := &candPair{local: l, remote: r, found: l.Foundation + ":" + r.Foundation}
 	p.prio = a.pairPrio(p)
 	// Frozen unless no pair of its foundation is active (RFC 8445 §6.1.2.6).
@@ -430,7 +438,6 @@ func (a *iceState) step() {
 	now := time.Now()
 	var sends []outMsg
 	var events []Event
-	var permits []netip.AddrPort
 
 	a.mu.Lock()
 	a.gatherLocked()
@@ -504,20 +511,16 @@ func (a *iceState) step() {
 			events = append(events, Event{Flow: f, Kind: EventError, Err: &Error{f.cfg.Component, "ice", ErrICEFailed}})
 		}
 	}
-	for _, m := range sends {
-		if m.path == pathRelay && !a.permitted[m.dst.Addr()] {
-			a.permitted[m.dst.Addr()] = true
-			permits = append(permits, m.dst)
-		}
-	}
+	permits := a.permitQ
+	a.permitQ = nil
 	next := a.nextWakeLocked(now, full)
 	if !a.closed && next >= 0 {
 		a.timer.Reset(next)
 	}
 	a.mu.Unlock()
 
-	for _, p := range permits {
-		a.permit(p)
+	for _, ip := range permits {
+		a.permit(ip)
 	}
 	for _, m := range sends {
 		a.sendOn(m)
@@ -581,24 +584,65 @@ func consentJitter() time.Duration {
 // nextCheckLocked picks the pair for the next paced check: a triggered one,
 // else the best waiting one, else the best frozen one (RFC 8445 §6.1.4.2).
 func (a *iceState) nextCheckLocked() *candPair {
-	for len(a.triggered) > 0 {
-		p := a.triggered[0]
-		a.triggered = a.triggered[1:]
-		if p.state == pairWaiting && a.inListLocked(p) {
+	for i, p := range a.triggered {
+		if p.state != pairWaiting || !a.inListLocked(p) {
+			continue
+		}
+		if a.permittedLocked(p) {
+			a.triggered = slices.Delete(a.triggered, 0, i+1)
 			return p
 		}
 	}
 	for _, p := range a.pairs {
-		if p.state == pairWaiting {
+		if p.state == pairWaiting && a.permittedLocked(p) {
 			return p
 		}
 	}
 	for _, p := range a.pairs {
-		if p.state == pairFrozen {
+		if p.state == pairFrozen && a.permittedLocked(p) {
 			return p
 		}
 	}
 	return nil
+}
+
+// permitState is the state of a TURN permission for checks from the relay.
+type permitState uint8
+
+const (
+	permitNone permitState = iota
+	permitPending
+	permitGranted
+	permitFailed
+)
+
+// permittedLocked reports whether p may be checked now: a pair from the
+// relayed candidate waits for its TURN permission (a check sent before it
+// would be dropped by the server and cost a retransmission timeout), and
+// fails when the permission is refused.
+func (a *iceState) permittedLocked(p *candPair) bool {
+	if p.local.path != pathRelay {
+		return true
+	}
+	switch a.permits[p.remote.Addr.Addr()] {
+	case permitGranted:
+		return true
+	case permitFailed:
+		p.state = pairFailed
+	}
+	return false
+}
+
+// permitted records the TURN client's answer to a permission request.
+func (a *iceState) permitted(ip netip.Addr, err error) {
+	a.mu.Lock()
+	if err != nil {
+		a.permits[ip] = permitFailed
+	} else {
+		a.permits[ip] = permitGranted
+	}
+	a.mu.Unlock()
+	a.kick()
 }
 
 // nominationLocked returns the valid pair to nominate, if it is time: at

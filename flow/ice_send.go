@@ -94,16 +94,17 @@ func (a *iceState) sendOn(m outMsg) {
 	}
 }
 
-// permit asks the TURN client for a permission for dst's IP (RFC 8656 §9),
-// so that our checks from the relayed candidate reach it. relayPermit works
-// in the background and keeps the permission refreshed; it never runs on
-// the socket reader.
-func (a *iceState) permit(dst netip.AddrPort) {
+// permit asks the TURN client for a permission for ip (RFC 8656 §9), so
+// that our checks from the relayed candidate reach it. relayPermit works in
+// the background, keeps the permission refreshed and reports the first
+// outcome to permitted; it never runs on the socket reader.
+func (a *iceState) permit(ip netip.Addr) {
 	f := a.f
-	if f.turn.Load() == nil || f.closed.Load() {
+	if f.closed.Load() {
 		return
 	}
-	if err := f.relayPermit(dst.Addr(), nil); err != nil && !f.closed.Load() {
-		f.log.Debug("ice: TURN permission", "peer", dst, "err", err)
+	if err := f.relayPermit(ip, func(err error) { a.permitted(ip, err) }); err != nil && !f.closed.Load() {
+		f.log.Debug("ice: TURN permission", "peer", ip, "err", err)
+		a.permitted(ip, err)
 	}
 }

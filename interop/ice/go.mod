@@ -6,6 +6,7 @@ replace github.com/reflow-go/reflow => ../..
 
 require (
 	github.com/pion/ice/v4 v4.4.9
+	github.com/pion/stun/v4 v4.0.1
 	github.com/reflow-go/reflow v0.0.0-00010101000000-000000000000
 )
 
@@ -20,10 +21,10 @@ require (
 	github.com/pion/rtp v1.10.6 // indirect
 	github.com/pion/srtp/v3 v3.1.0 // indirect
 	github.com/pion/stun/v2 v2.0.0 // indirect
-	github.com/pion/stun/v4 v4.0.1 // indirect
 	github.com/pion/transport/v2 v2.2.4 // indirect
 	github.com/pion/transport/v3 v3.1.1 // indirect
 	github.com/pion/transport/v5 v5.0.1 // indirect
+	github.com/pion/turn/v3 v3.0.3 // indirect
 	github.com/pion/turn/v5 v5.1.2 // indirect
 	github.com/wlynxg/anet v0.0.5 // indirect
 	go.uber.org/goleak v1.3.0 // indirect
