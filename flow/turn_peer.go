@@ -37,6 +37,10 @@ import (
 // permRefresh is how often a peer's channel binding (and so its permission) is refreshed.
 const permRefresh = 120 * time.Second
 
+// maxRelayed is the largest datagram the relay path frames in a pooled
+// buffer: a Send indication adds 20+24+4+3+8 bytes.
+const maxRelayed = bufSize - 64
+
 // maxPeers bounds the peers a flow keeps channels for.
 const maxPeers = 64
 
@@ -300,6 +304,9 @@ func (t *turnState) permitLoop(pm *permit) {
 // else a Send indication, which needs a permission for peer's IP
 // (relayPermit) to get through.
 func (f *Flow) relaySend(b []byte, peer netip.AddrPort) error {
+	if len(b) > maxRelayed {
+		return &Error{f.cfg.Component, "write", ErrPacketTooLarge}
+	}
 	t := f.turn.Load()
 	if t == nil || !t.allocated.Load() {
 		return &Error{f.cfg.Component, "write", ErrNotReady}
@@ -322,6 +329,9 @@ func (f *Flow) relaySend(b []byte, peer netip.AddrPort) error {
 // relayWrite sends one datagram to dst through the allocation. It never
 // blocks on control work and does not allocate on the steady-state path.
 func (f *Flow) relayWrite(b []byte, dst netip.AddrPort) (int, error) {
+	if len(b) > maxRelayed {
+		return 0, &Error{f.cfg.Component, "write", ErrPacketTooLarge}
+	}
 	t := f.turn.Load()
 	if t == nil || !t.allocated.Load() {
 		return 0, &Error{f.cfg.Component, "write", ErrNotReady}
