@@ -315,3 +315,68 @@ func TestStartDTLSAtomic(t *testing.T) {
 		}
 	}
 }
+
+// A stream configured for DTLS-SRTP delivers and sends nothing in clear
+// before its association is keyed: clear RTP from the peer's address before
+// and after the destination is set and after StartDTLS is dropped, and every
+// write fails with ErrNotSecure.
+func TestSecureByDefaultDTLS(t *testing.T) {
+	leak.Check(t)
+	s, err := mediastream.New(ctxT(t), mediastream.Config{LocalAddr: loop4, RTCP: true, Security: mediastream.DTLS},
+		mediastream.HandlerFuncs{}, dtlsEnv(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	peerAP := peer.LocalAddr().(*net.UDPAddr).AddrPort()
+	sent := 0
+	step := func() {
+		for _, f := range s.Flows() {
+			peer.WriteToUDPAddrPort(rtpPacket(uint16(sent), 0xC1), f.LocalTuple().Addr)
+			sent++
+			if _, err := f.Write(rtpPacket(1, 0xC1)); !errors.Is(err, flow.ErrNotSecure) && !errors.Is(err, flow.ErrNoDestination) {
+				t.Fatalf("%v write before keys: %v", f.Component(), err)
+			}
+		}
+	}
+	step()
+	for _, f := range s.Flows() {
+		f.SetActiveDestination(peerAP)
+	}
+	step()
+	if err := s.StartDTLS(dtlssrtp.Server); err != nil {
+		t.Fatal(err)
+	}
+	step()
+	// Everything sent has been sorted once the flows counted it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var dropped, delivered uint64
+		for _, f := range s.Flows() {
+			st := f.Stats()
+			dropped += st.Dropped[flow.DropNotSecure] + st.Dropped[flow.DropSource]
+			delivered += st.PacketsIn
+		}
+		if delivered != 0 {
+			t.Fatalf("%d clear packets delivered", delivered)
+		}
+		if dropped == uint64(sent) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d clear packets accounted for", dropped, sent)
+		}
+		time.Sleep(time.Millisecond) // polling a counter, bounded
+	}
+	// The peer got nothing from the stream (no clear media, and the DTLS
+	// server role sends nothing before a ClientHello).
+	peer.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if n, err := peer.Read(make([]byte, 1500)); err == nil {
+		t.Fatalf("the stream sent %d bytes before it was keyed", n)
+	}
+}
