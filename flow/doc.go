@@ -5,7 +5,7 @@
 // A flow gets the address it advertises in one of five ways (natmode): no NAT
 // traversal, a STUN Binding discovery (RFC 8489, with RFC retransmissions and
 // keep-alive indications), or a TURN allocation (RFC 8656) over UDP, TCP
-// (RFC 6062 framing) or TLS. It implements net.PacketConn: the application
+// or TLS (RFC 8656 §12.5 framing). It implements net.PacketConn: the application
 // writes and reads plain RTP and RTCP; the flow handles STUN, TURN and, once
 // keys exist, SRTP and DTLS inside.
 //
@@ -40,13 +40,33 @@
 // # Concurrency
 //
 // All methods are safe for concurrent use. Close is idempotent, releases a
-// TURN allocation (Refresh with LIFETIME 0), closes relay, client and socket in
-// that order and waits for the flow's goroutines.
+// TURN allocation (Refresh with LIFETIME 0), closes the connection to the
+// server and the socket, and waits for the flow's goroutines.
+//
+// # TURN
+//
+// The TURN client is the flow's own (RFC 8656, RFC 8489 long-term
+// credentials; turn*.go), not pion's: a response changes state only when it
+// matches a request in flight by transaction ID and method and, for a signed
+// request, carries a MESSAGE-INTEGRITY that verifies with the allocation's
+// key (unsigned 400/401/438 only drive re-authentication); everything else
+// is dropped and counted. Liveness: the allocation is refreshed every
+// natmode.Config.Liveness/2 and a server that gives no signed answer within
+// Liveness (default 30 s) is reported as ErrAllocationLost (turn_liveness.go
+// says why Refresh). Peers get channels bound in the background; media goes
+// as ChannelData (unpadded over UDP; over TCP/TLS padded, or unpadded for a
+// server seen not to pad) or as a Send indication until the channel is
+// bound; no write waits for a control transaction. Permission failures
+// reach OnEvent as ErrPermissionFailed / ErrPermissionDenied naming the peer.
+// Servers may be given by host name or RFC 7065 URI (natmode.ParseURI) and
+// relays in IPv4, IPv6 or both (natmode.Config.Family). Allocation reports
+// the relays, granted lifetime and expiry.
 //
 // # Defaults
 //
-// NAT setup is bounded by natmode.DefaultTimeout (10 s); STUN keep-alives go
-// every natmode.DefaultKeepalive (15 s); TURN allocations are refreshed at half
-// their lifetime, the active destination's permission every 120 s; an
-// allocation not refreshed within its lifetime is reported as ErrAllocationLost.
+// NAT setup is bounded by natmode.DefaultTimeout (10 s), retransmitting over
+// UDP until then; STUN keep-alives go every natmode.DefaultKeepalive (15 s);
+// TURN allocations are refreshed every natmode.DefaultLiveness/2 (15 s) and
+// reported lost after 30 s without a signed answer; channel bindings (and
+// with them permissions) are refreshed every 120 s while the peer is in use.
 package flow
