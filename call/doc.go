@@ -14,15 +14,45 @@
 // lines (SDES, RFC 4568) or a=fingerprint with a=setup:actpass (DTLS-SRTP,
 // RFC 5763). Answers keep the offer's payload types, mirror the direction,
 // pick one offered crypto suite with a fresh key of ours, and answer actpass
-// with active. Applying the peer's description sets the flows' active
-// destinations, the SDES keys or the pinned fingerprint, and starts DTLS in
-// the negotiated role. A failure of the stream ends the call (MediaFailed, or
-// SecurityFailed for DTLS failures such as a fingerprint mismatch).
+// with active.
+//
+// An incoming offer decides the call's media shape: UDP/TLS/RTP/SAVP(F)
+// with a=fingerprint gives DTLS-SRTP, a=ice-ufrag gives ICE, a=rtcp-mux (or
+// BUNDLE) gives rtcp-mux, whatever the MediaConfig's offer settings; the
+// application restricts what it accepts with MediaConfig.Accept,
+// SecurityRequired and NoICE. The call's stream is made for the negotiated
+// protection, so a DTLS or SDES call never sends or delivers clear media.
+//
+// Applying the peer's description puts things in force in a secure order:
+// ICE credentials, then the SDES keys or the pinned fingerprint, then the
+// flows' active destinations, then DTLS in the negotiated role. A DTLS client
+// sends its first flight only once it knows where the peer listens: with ICE
+// once the peer's nomination selected a pair on every flow (the peer checks
+// only after it has our description), without ICE once every flow has a
+// destination (from the SDP, or latched). A trickle offer without candidates
+// (c=0.0.0.0, port 9, a=setup:actpass) is thus answered with a=setup:active
+// and the handshake starts at the nomination.
+//
+// BUNDLE (RFC 9143): the other audio m= lines of the offer's BUNDLE group
+// are accepted on the call's transport (same port, candidates and keys;
+// MediaState.Bundled lists them with their SSRCs, for demultiplexing by SSRC
+// and payload type), the answer carries a=group:BUNDLE with the accepted
+// mids, and every rejected line keeps its a=mid with port 0.
+//
+// A failure of the stream in force ends the call with OnState Terminated
+// and a Reason whose Err is the stream's error: MediaLost when the peer's
+// media went away (its DTLS close_notify with no hangup within
+// PeerCloseGrace, ICE consent lost, ICE failed), SecurityFailed for DTLS
+// failures (fingerprint mismatch, handshake timeout, fatal alert), else
+// MediaFailed. The core sends the hangup.
 //
 // Re-offers (Call.Renegotiate, Call.RemoteOffer) change the direction (hold,
-// resume), move the call to a new stream (new ports; a new DTLS association
-// when the address or fingerprint changes) and are rolled back when the peer
-// refuses them. A refusal for glare is retried after the RFC 3261 §14.1 timer.
+// resume), move the call to a new stream (new ports) and are rolled back when
+// the peer refuses them. A DTLS association is replaced only when the peer's
+// fingerprint changes or its a=tls-id does (RFC 8842; our descriptions carry
+// one per stream), never for a new address or ICE ufrag (an ICE restart keeps
+// the keys); a re-offer may not change the protection of a secured stream.
+// A refusal for glare is retried after the RFC 3261 §14.1 timer.
 // Unacceptable offers are refused with a Reason (no common codec, secure media
 // required but not offered: NotAcceptable/488; unparsable SDP: Malformed/400).
 //
@@ -49,8 +79,9 @@
 // # ICE-lite
 //
 // With MediaConfig.ICE (off by default, as SIP peers expect; the webterminal
-// binding turns it on) a call is a lite ICE agent (RFC 8445 §2.5): its offers,
-// and its answers to offers that carry ICE, say a=ice-lite and carry
+// binding turns it on) our offers, and always our answers to offers that
+// carry ICE (unless NoICE), make the call a lite ICE agent (RFC 8445 §2.5):
+// they say a=ice-lite and carry
 // a=ice-ufrag/a=ice-pwd (fresh per call, new on an ICE restart by the peer)
 // and a=candidate lines (RFC 8839) for each flow's host, server-reflexive
 // and relayed address (component 1 RTP, 2 RTCP, priorities per RFC 8445
