@@ -85,7 +85,7 @@ type ep struct {
 	states   []State
 }
 
-func newManager(t *testing.T) *flowmanager.Manager {
+func newManager(t testing.TB) *flowmanager.Manager {
 	t.Helper()
 	m, err := flowmanager.New(flowmanager.Config{})
 	if err != nil {
@@ -95,7 +95,7 @@ func newManager(t *testing.T) *flowmanager.Manager {
 	return m
 }
 
-func newEP(t *testing.T, cfg Config, media call.MediaConfig) *ep {
+func newEP(t testing.TB, cfg Config, media call.MediaConfig) *ep {
 	t.Helper()
 	m := newManager(t)
 	var err error

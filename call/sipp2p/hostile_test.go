@@ -18,7 +18,7 @@ import (
 
 // callee starts an endpoint listening on UDP whose application accepts
 // every call; it returns the endpoint and a raw UA aimed at it.
-func callee(t *testing.T, ctx context.Context, cfg Config) (*ep, *rawUA, chan *call.Call) {
+func callee(t testing.TB, ctx context.Context, cfg Config) (*ep, *rawUA, chan *call.Call) {
 	t.Helper()
 	b := newEP(t, cfg, call.MediaConfig{})
 	a, err := b.StartListening(ctx, UDP, netipLoopback0())
