@@ -513,6 +513,7 @@ func (a *iceState) step() {
 	}
 	permits := a.permitQ
 	a.permitQ = nil
+	npairs := len(a.pairs)
 	next := a.nextWakeLocked(now, full)
 	if !a.closed && next >= 0 {
 		a.timer.Reset(next)
@@ -526,7 +527,7 @@ func (a *iceState) step() {
 		a.sendOn(m)
 	}
 	if len(sends) > 0 {
-		f.log.Debug("ice: sent", "messages", len(sends), "pairs", len(a.pairs))
+		f.log.Debug("ice: sent", "messages", len(sends), "pairs", npairs)
 	}
 	for _, ev := range events {
 		if ev.Kind == EventError {
