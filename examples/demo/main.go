@@ -8,6 +8,8 @@
 //	go run ./examples/demo                       # no NAT traversal
 //	go run ./examples/demo -mode turn-tls        # both streams relayed over TLS
 //	go run ./examples/demo -mode turn-udp -server 192.0.2.1:3478 -user u -pass p
+//	go run ./examples/demo -server 'turns:turn.example.com:443?transport=tcp' -user u -pass p
+//	go run ./examples/demo -mode turn-udp -server turn.example.com -family ipv6 -liveness 10s -user u -pass p
 package main
 
 import (
@@ -20,6 +22,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,12 +53,18 @@ type opts struct {
 	verbose  bool
 	srtpMode string
 	suite    string
+	family   natmode.Family
+	liveness time.Duration
+	name     string
 }
 
 func parseFlags() (opts, error) {
 	var o opts
 	mode := flag.String("mode", "none", "NAT traversal: none, stun, turn-udp, turn-tcp, turn-tls")
-	flag.StringVar(&o.server, "server", "", "STUN/TURN server ip:port (default: an in-process server on 127.0.0.1)")
+	flag.StringVar(&o.server, "server", "", "STUN/TURN server: ip:port, host[:port], or a stun:/turn:/turns: URI (RFC 7065; sets the mode) (default: an in-process server on 127.0.0.1)")
+	family := flag.String("family", "default", "TURN relay address family: default, ipv4, ipv6, both")
+	flag.DurationVar(&o.liveness, "liveness", 0, "report a dead TURN server within this (0: 30 s; at least 5 s; negative: only at the allocation's end)")
+	flag.StringVar(&o.name, "servername", "", "name to verify in the TURN server's TLS certificate (default: the server's host)")
 	flag.StringVar(&o.user, "user", "", "TURN username")
 	flag.StringVar(&o.pass, "pass", "", "TURN password")
 	flag.BoolVar(&o.insecure, "insecure", false, "do not verify the TURN server's TLS certificate (testing only)")
@@ -70,7 +79,13 @@ func parseFlags() (opts, error) {
 	if o.mode, err = natmode.ParseMode(*mode); err != nil {
 		return o, err
 	}
-	return o, nil
+	for f := natmode.FamilyDefault; f <= natmode.FamilyBoth; f++ {
+		if f.String() == *family {
+			o.family = f
+			return o, nil
+		}
+	}
+	return o, fmt.Errorf("-family %q: want default, ipv4, ipv6 or both", *family)
 }
 
 // readyWaiter is a Handler that hands the tuples of OnReady to a channel.
@@ -100,7 +115,15 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("-local: %w", err)
 	}
-	nat := natmode.Config{Mode: o.mode, Username: o.user, Password: o.pass}
+	nat := natmode.Config{Mode: o.mode, Username: o.user, Password: o.pass, Family: o.family, Liveness: o.liveness, ServerName: o.name}
+	if scheme, _, _ := strings.Cut(o.server, ":"); scheme == "stun" || scheme == "turn" || scheme == "turns" {
+		uri, err := natmode.ParseURI(o.server)
+		if err != nil {
+			return fmt.Errorf("-server: %w", err)
+		}
+		nat.Mode, nat.Host, nat.Server = uri.Mode, uri.Host, uri.Server
+		o.mode = uri.Mode
+	}
 	if o.mode != natmode.None {
 		if o.server == "" {
 			srv, err := testserver.StartTURN(testserver.TURNConfig{})
@@ -113,7 +136,14 @@ func run() error {
 			nat.RootCAs, nat.ServerName = srv.RootCAs, srv.ServerName
 			fmt.Printf("in-process STUN/TURN server: udp %s, tcp %s, tls %s (realm %s)\n", srv.UDP, srv.TCP, srv.TLS, srv.Realm)
 		} else {
-			if nat.Server, err = netip.ParseAddrPort(o.server); err != nil {
+			if nat.Host == "" { // not a URI: ip:port, or a host name
+				if ap, err := netip.ParseAddrPort(o.server); err == nil {
+					nat.Server = ap
+				} else {
+					nat.Host = o.server
+				}
+			}
+			if err := nat.Validate(); err != nil {
 				return fmt.Errorf("-server: %w", err)
 			}
 			if o.insecure {
@@ -167,6 +197,9 @@ func run() error {
 				f.LocalTuple(), f.SessionTuple(), f.ReflexiveTuple(), f.RelayTuple())
 		}
 		fmt.Printf("stream %s ready in %v (mode %s)\n", name, time.Since(start).Round(time.Microsecond), o.mode)
+		if al, ok := s.RTP().Allocation(); ok {
+			fmt.Printf("stream %s allocation on %v: relays %v, lifetime %v (expires %s)\n", name, al.Server, al.Relayed, al.Lifetime, al.Expires.Format(time.TimeOnly))
+		}
 	}
 	a, b := streams[0], streams[1]
 	for i, f := range a.Flows() {
