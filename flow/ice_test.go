@@ -11,6 +11,8 @@ import (
 
 	"github.com/pion/stun/v2"
 	"github.com/reflow-go/reflow/internal/leak"
+	"github.com/reflow-go/reflow/internal/testserver"
+	"github.com/reflow-go/reflow/natmode"
 	"github.com/reflow-go/reflow/srtp"
 )
 
@@ -433,3 +435,52 @@ func sdesKeys(t testing.TB) srtp.Keys {
 }
 
 var _ = context.Background
+
+// ICE through a TURN allocation over TCP and TLS (no host candidate: the
+// flow has no UDP socket): checks and answers travel in Send indications on
+// the connection to the server, answers handed from the reader to the worker.
+func TestICERelayStream(t *testing.T) {
+	leak.Check(t)
+	srv, err := testserver.StartTURN(testserver.TURNConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	for _, mode := range []natmode.Mode{natmode.TURNTCP, natmode.TURNTLS} {
+		t.Run(mode.String(), func(t *testing.T) {
+			server := srv.TCP
+			if mode == natmode.TURNTLS {
+				server = srv.TLS
+			}
+			a := newICEFlow(t, Config{})
+			b := newICEFlow(t, Config{NAT: natmode.Config{Mode: mode, Server: server, Username: testserver.DefaultUsername,
+				Password: testserver.DefaultPassword, RootCAs: srv.RootCAs, ServerName: srv.ServerName}})
+			b.ev.wait(t, EventReady, 10*time.Second)
+			cands := b.LocalCandidates()
+			if len(cands) != 1 || cands[0].Type != CandidateRelay {
+				t.Fatalf("candidates of a TURN/%v flow: %v", mode, cands)
+			}
+			ca, cb := configs(t, false, true)
+			startPair(t, a.Flow, b.Flow, ca, cb)
+			a.ev.wait(t, EventICESelected, 10*time.Second)
+			b.ev.wait(t, EventICESelected, 10*time.Second)
+			if l, r, _ := b.SelectedPair(); l.Type != CandidateRelay || r.Addr != a.LocalTuple().Addr {
+				t.Fatalf("b selected %v -> %v", l, r)
+			}
+			for i := uint16(0); i < 3; i++ {
+				if _, err := a.Write(rtpPacket(i, 80)); err != nil {
+					t.Fatal(err)
+				}
+				if p, _ := readOne(t, b.Flow); len(p) != 80 {
+					t.Fatal("media a->b")
+				}
+				if _, err := b.Write(rtpPacket(i, 80)); err != nil {
+					t.Fatal(err)
+				}
+				if p, from := readOne(t, a.Flow); len(p) != 80 || from != b.RelayTuple().Addr {
+					t.Fatalf("media b->a from %v", from)
+				}
+			}
+		})
+	}
+}
