@@ -1,0 +1,172 @@
+package sipp2p
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/reflow-go/reflow/call"
+	"github.com/reflow-go/reflow/call/sdpx"
+	"github.com/reflow-go/reflow/internal/leak"
+)
+
+// sock is a raw UDP socket of a test peer.
+type sock struct {
+	t *testing.T
+	c *net.UDPConn
+}
+
+func newSock(t *testing.T) *sock {
+	t.Helper()
+	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netipLoopback0()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &sock{t: t, c: c}
+}
+
+func (s *sock) addr() netip.AddrPort { return s.c.LocalAddr().(*net.UDPAddr).AddrPort() }
+
+// request waits for a request with method (skipping the rest).
+func (s *sock) request(method sip.RequestMethod) (*sip.Request, netip.AddrPort) {
+	s.t.Helper()
+	buf := make([]byte, 65535)
+	s.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		n, from, err := s.c.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			s.t.Fatalf("no %s at %v: %v", method, s.addr(), err)
+		}
+		m, err := sip.ParseMessage(append([]byte(nil), buf[:n]...))
+		if req, ok := m.(*sip.Request); err == nil && ok && req.Method == method {
+			return req, from
+		}
+	}
+}
+
+func (s *sock) reply(req *sip.Request, to netip.AddrPort, code int, body string, hdrs ...sip.Header) {
+	s.t.Helper()
+	res := sip.NewResponseFromRequest(req, code, phrase(code), nil)
+	if tt := res.To(); tt != nil {
+		tt.Params.Add("tag", "uas-tag")
+	}
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if body != "" {
+		ct := sip.ContentTypeHeader("application/sdp")
+		res.AppendHeader(&ct)
+		res.SetBody([]byte(strings.ReplaceAll(body, "\n", "\r\n")))
+	}
+	if _, err := s.c.WriteToUDPAddrPort([]byte(res.String()), to); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func answerSDP(port int, dir string) string {
+	return "v=0\no=- 2 2 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio " + itoa(uint16(port)) + " RTP/AVP 0\na=rtpmap:0 PCMU/8000\na=" + dir + "\n"
+}
+
+func routeOf(req *sip.Request) string {
+	if r := req.Route(); r != nil {
+		return r.Address.HostPort()
+	}
+	return ""
+}
+
+// TestRouteSetAndTargetUAC: our INVITE is answered with a 200 that has a
+// Record-Route and no Contact: no crash, the ACK and later requests follow
+// the route set with the Request-URI as target; a 200 to our re-INVITE with
+// a Contact refreshes the target (RFC 3261 §12.1.2, §12.2.1.1, §12.2.1.2).
+func TestRouteSetAndTargetUAC(t *testing.T) {
+	leak.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a := newEP(t, Config{}, call.MediaConfig{})
+	a.listen(t, UDP)
+	uas, route, moved := newSock(t), newSock(t), newSock(t)
+	rr := &sip.RecordRouteHeader{Address: sip.Uri{Scheme: "sip", Host: "127.0.0.1", Port: int(route.addr().Port()), UriParams: sip.HeaderParams{{K: "lr", V: ""}}}}
+
+	target := "sip:raw@" + uas.addr().String()
+	type result struct {
+		c   *call.Call
+		err error
+	}
+	placed := make(chan result, 1)
+	go func() { c, err := a.Call(ctx, target, nil); placed <- result{c, err} }()
+	inv, from := uas.request(sip.INVITE)
+	uas.reply(inv, from, 200, answerSDP(40000, "sendrecv"), rr) // no Contact
+	res := <-placed
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	c := res.c
+	ack, _ := route.request(sip.ACK)
+	if ack.Recipient.HostPort() != uas.addr().String() || routeOf(ack) != route.addr().String() {
+		t.Errorf("ACK to %v via %q", ack.Recipient.String(), routeOf(ack))
+	}
+	waitState(t, ctx, c, call.Active)
+
+	// A re-INVITE follows the route set; its 200 moves the target.
+	done := make(chan error, 1)
+	go func() { done <- c.Renegotiate(ctx, call.Change{Direction: sdpx.SendOnly}) }()
+	re, from := route.request(sip.INVITE)
+	if re.Recipient.HostPort() != uas.addr().String() || routeOf(re) != route.addr().String() {
+		t.Errorf("re-INVITE to %v via %q", re.Recipient.String(), routeOf(re))
+	}
+	if tag, _ := re.To().Params.Get("tag"); tag != "uas-tag" {
+		t.Errorf("re-INVITE To tag %q", tag)
+	}
+	ct := &sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "raw", Host: "127.0.0.1", Port: int(moved.addr().Port())}}
+	route.reply(re, from, 200, answerSDP(40000, "recvonly"), ct)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	ack, _ = route.request(sip.ACK)
+	if ack.Recipient.HostPort() != moved.addr().String() {
+		t.Errorf("ACK of the re-INVITE to %v, want the new target %v", ack.Recipient.String(), moved.addr())
+	}
+	go c.Hangup(ctx)
+	bye, from := route.request(sip.BYE)
+	if bye.Recipient.HostPort() != moved.addr().String() || routeOf(bye) != route.addr().String() {
+		t.Errorf("BYE to %v via %q", bye.Recipient.String(), routeOf(bye))
+	}
+	route.reply(bye, from, 200, "")
+	waitDone(t, ctx, c)
+}
+
+// TestTargetRefreshUAS: a re-INVITE with a new Contact moves the remote
+// target: our BYE goes there (RFC 3261 §12.2.2).
+func TestTargetRefreshUAS(t *testing.T) {
+	leak.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, r, accepted := callee(t, ctx, Config{})
+	d, _ := r.establish(ctx, "refresh")
+	c := <-accepted
+	waitState(t, ctx, c, call.Active)
+	moved := newSock(t)
+	d.seq = 2
+	msg := r.request("INVITE", d, r.sdp(41000, ""), "")
+	msg = strings.Replace(msg, "Contact: <sip:raw@"+r.addr().String()+">", "Contact: <sip:raw@"+moved.addr().String()+">", 1)
+	r.send(msg)
+	r.response(sip.INVITE, 2, 200, 5*time.Second)
+	r.send(r.request("ACK", d, "", ""))
+	go c.Hangup(ctx)
+	bye, _ := moved.request(sip.BYE)
+	if bye.Recipient.HostPort() != moved.addr().String() {
+		t.Errorf("BYE to %v", bye.Recipient.String())
+	}
+	// The response goes to the BYE's Via (our listener) from the raw UA's socket.
+	res := sip.NewResponseFromRequest(bye, 200, "OK", nil)
+	via := bye.Via()
+	dst, _ := netip.ParseAddrPort(via.Host + ":" + itoa(uint16(via.Port)))
+	r.conn.WriteToUDPAddrPort([]byte(res.String()), dst)
+	waitDone(t, ctx, c)
+}
