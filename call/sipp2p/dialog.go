@@ -46,7 +46,8 @@ type dialog struct {
 	invTx     sip.ServerTransaction
 	final     chan struct{} // a final response to the initial INVITE was sent
 	finalOnce sync.Once
-	offerless bool // the INVITE had no offer (delayed offer): the answer comes in the ACK
+	offerless bool   // the INVITE had no offer (delayed offer): the answer comes in the ACK
+	ackBody   []byte // the body of the ACK of our 2xx to the initial INVITE
 
 	rejected []rejectedLine // offer lines taken out before the core saw them
 

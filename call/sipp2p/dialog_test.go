@@ -2,6 +2,7 @@ package sipp2p
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
@@ -169,4 +170,50 @@ func TestTargetRefreshUAS(t *testing.T) {
 	dst, _ := netip.ParseAddrPort(via.Host + ":" + itoa(uint16(via.Port)))
 	r.conn.WriteToUDPAddrPort([]byte(res.String()), dst)
 	waitDone(t, ctx, c)
+}
+
+// TestDelayedOfferUAS: an INVITE without SDP gets our offer in the 200 and
+// the peer's answer in the ACK is put in force (RFC 3261 §13.2.1, RFC 3264).
+func TestDelayedOfferUAS(t *testing.T) {
+	for _, sec := range []sdpx.Security{sdpx.Plain, sdpx.SDES} {
+		t.Run(sec.String(), func(t *testing.T) {
+			leak.Check(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			b := newEP(t, Config{}, call.MediaConfig{Security: sec})
+			a, err := b.StartListening(ctx, UDP, netipLoopback0())
+			if err != nil {
+				t.Fatal(err)
+			}
+			accepted := autoAnswer(ctx, b)
+			r := newRaw(t, a)
+			d := dlg{callID: "delayed-" + sec.String() + "@raw", ftag: "dl", seq: 1}
+			r.send(r.request("INVITE", d, "", ""))
+			res := r.response(sip.INVITE, 1, 200, 10*time.Second)
+			offer, err := sdpx.Parse(res.Body())
+			if err != nil || len(offer.Media) != 1 || offer.Media[0].Port == 0 || offer.Media[0].RTP.Port() == 9 {
+				t.Fatalf("offer in the 200: %v\n%s", err, res.Body())
+			}
+			if offer.Media[0].Security != sec || sec == sdpx.SDES && len(offer.Media[0].Crypto) != 1 {
+				t.Fatalf("offer security %v crypto %d", offer.Media[0].Security, len(offer.Media[0].Crypto))
+			}
+			d.ttag, _ = res.To().Params.Get("tag")
+			answer := r.sdp(43000, "")
+			if sec == sdpx.SDES {
+				answer = strings.Replace(answer, "RTP/AVP", "RTP/SAVP", 1) + fmt.Sprintf("a=crypto:%d %s inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\n",
+					offer.Media[0].Crypto[0].Tag, offer.Media[0].Crypto[0].Keys.Suite)
+			}
+			r.send(r.request("ACK", d, answer, ""))
+			c := <-accepted
+			waitState(t, ctx, c, call.Active)
+			st, _ := c.MediaState()
+			if st.Remote.Port() != 43000 || st.Security != sec {
+				t.Errorf("media in force: %+v", st)
+			}
+			d.seq = 2
+			r.send(r.request("BYE", d, "", ""))
+			r.response(sip.BYE, 2, 200, 5*time.Second)
+			waitDone(t, ctx, c)
+		})
+	}
 }

@@ -90,8 +90,10 @@ func (e *Endpoint) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	party := call.Party{URI: req.From().Address.String(), DisplayName: req.From().DisplayName}
 	var c *call.Call
 	if d.offerless {
-		e.respond(tx, req, 488, nil, sip.NewHeader("Warning", `399 - "an offer is required in the INVITE"`))
-		return
+		if offer, err = standInOffer(e.agent.MediaConfig()); err != nil {
+			e.respond(tx, req, 488, nil)
+			return
+		}
 	}
 	d.rejected = rejected
 	c, err = e.agent.Incoming(context.Background(), d, call.Params{ID: callID, Remote: party}, offer)
@@ -214,6 +216,12 @@ func (d *dialog) SendAnswer(ctx context.Context, answer []byte) error {
 	}
 	select {
 	case <-acked:
+		if d.offerless {
+			d.mu.Lock()
+			body := d.ackBody
+			d.mu.Unlock()
+			return d.applyDelayedAnswer(ctx, body)
+		}
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()

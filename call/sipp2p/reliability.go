@@ -33,6 +33,9 @@ func (d *dialog) retransmit(tx sip.ServerTransaction, res *sip.Response, seq uin
 	for {
 		select {
 		case body := <-ack:
+			d.mu.Lock()
+			d.ackBody = body
+			d.mu.Unlock()
 			close(acked)
 			d.acked(seq, body)
 			return

@@ -82,8 +82,8 @@ func sippKeys(sdes bool) map[string]string {
 
 // TestSippUAC: sipp calls the endpoint (UDP and TCP, plain and SDES): an
 // INVITE with audio and a T.38 line (port 0 in the answer), a re-INVITE
-// putting us on hold, BYE; and a call whose ACK sipp holds back until the
-// 200 is retransmitted.
+// putting us on hold, BYE; a call whose ACK sipp holds back for 1.2 s while
+// the 200 is retransmitted; a delayed offer (INVITE without SDP).
 func TestSippUAC(t *testing.T) {
 	bin := needSipp(t)
 	for _, tc := range []struct {
@@ -96,7 +96,9 @@ func TestSippUAC(t *testing.T) {
 		{"tcp-reinvite-t38", TCP, "uac_reinvite.xml", false},
 		{"udp-sdes", UDP, "uac_reinvite.xml", true},
 		{"tcp-sdes", TCP, "uac_reinvite.xml", true},
-		{"udp-lost-ack", UDP, "uac_lost_ack.xml", false},
+		{"udp-late-ack", UDP, "uac_lost_ack.xml", false},
+		{"udp-delayed-offer", UDP, "uac_delayed.xml", false},
+		{"tcp-delayed-offer", TCP, "uac_delayed.xml", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			leak.Check(t)
