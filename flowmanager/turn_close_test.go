@@ -47,6 +47,7 @@ func TestTURNCloseRacingAllocation(t *testing.T) {
 						}()
 					})
 				}
+				tap.mu.Lock()
 				if when == "request read" {
 					tap.hook = func(m *stun.Message, _ net.Addr) {
 						if m.Type.Method == stun.MethodAllocate && m.Contains(stun.AttrMessageIntegrity) {
@@ -60,6 +61,7 @@ func TestTURNCloseRacingAllocation(t *testing.T) {
 						}
 					}
 				}
+				tap.mu.Unlock()
 				mu.Lock()
 				s, err := m.NewStream(context.Background(), mediastream.Config{LocalAddr: netip.MustParseAddr("10.0.0.1"), NAT: memNAT(0)}, newRecorder())
 				stream = s

@@ -23,7 +23,9 @@ func TestTURNPermissionTimeout(t *testing.T) {
 		n := memnet.New()
 		srv, tap := startMemTURN(t, n, 0)
 		defer srv.Close()
+		tap.mu.Lock()
 		tap.drop = func(m *stun.Message) bool { return m.Type.Method == stun.MethodChannelBind }
+		tap.mu.Unlock()
 		m := memnetManager(t, n)
 		s, r := memStream(t, m, memNAT(0))
 		defer s.Close()

@@ -3,6 +3,7 @@ package flowmanager_test
 import (
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -56,7 +57,8 @@ func TestTURNSpoofedResponses(t *testing.T) {
 		n := memnet.New()
 		srv, tap := startMemTURN(t, n, 0)
 		defer srv.Close()
-		onPath := 0
+		var onPath atomic.Int64
+		tap.mu.Lock()
 		tap.hook = func(m *stun.Message, from net.Addr) {
 			switch {
 			case m.Type.Method == stun.MethodAllocate && m.Contains(stun.AttrMessageIntegrity):
@@ -64,16 +66,17 @@ func TestTURNSpoofedResponses(t *testing.T) {
 				for _, mi := range []stun.Setter{wrongKey, setterFunc(func(*stun.Message) error { return nil })} {
 					tap.inject(forged(t, stun.NewType(stun.MethodAllocate, stun.ClassSuccessResponse), m.TransactionID,
 						xorAttr(stun.AttrXORMappedAddress, poison), xorAttr(stun.AttrXORRelayedAddress, poison), lifetime60, mi), from)
-					onPath++
+					onPath.Add(1)
 				}
 			case m.Type.Method == stun.MethodRefresh:
 				tap.inject(forged(t, stun.NewType(stun.MethodRefresh, stun.ClassErrorResponse), m.TransactionID,
 					&stun.ErrorCodeAttribute{Code: 437, Reason: []byte("Allocation Mismatch")}), from)
 				tap.inject(forged(t, stun.NewType(stun.MethodRefresh, stun.ClassSuccessResponse), m.TransactionID, lifetime60, wrongKey), from)
 				tap.inject(forged(t, stun.NewType(stun.MethodRefresh, stun.ClassSuccessResponse), m.TransactionID, lifetime60), from)
-				onPath += 3
+				onPath.Add(3)
 			}
 		}
+		tap.mu.Unlock()
 		m := memnetManager(t, n)
 		s, r := memStream(t, m, memNAT(0))
 		defer s.Close()
@@ -119,12 +122,12 @@ func TestTURNSpoofedResponses(t *testing.T) {
 		}
 		// Two minutes of refreshes, each raced by three on-path forgeries.
 		authBefore := f.Stats().Dropped[flow.DropAuth]
-		onPath = 0
+		onPath.Store(0)
 		time.Sleep(2 * time.Minute)
 		synctest.Wait()
 		check("after two minutes of forged refresh answers")
-		if got := f.Stats().Dropped[flow.DropAuth] - authBefore; got != uint64(onPath) || onPath < 3*7 {
-			t.Fatalf("%d of %d on-path forgeries dropped as unauthenticated", got, onPath)
+		if got := f.Stats().Dropped[flow.DropAuth] - authBefore; got != uint64(onPath.Load()) || onPath.Load() < 3*7 {
+			t.Fatalf("%d of %d on-path forgeries dropped as unauthenticated", got, onPath.Load())
 		}
 		if al, _ := f.Allocation(); al.Lifetime == 60*time.Second {
 			t.Fatalf("a forged LIFETIME was taken: %+v", al)
