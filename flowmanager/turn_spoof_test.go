@@ -1,6 +1,7 @@
 package flowmanager_test
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"sync/atomic"
@@ -119,6 +120,19 @@ func TestTURNSpoofedResponses(t *testing.T) {
 		synctest.Wait()
 		if d := f.Stats().Dropped[flow.DropUnexpected] - before; d != 5 {
 			t.Fatalf("%d of 5 off-path forgeries counted as unexpected drops", d)
+		}
+		// 20,000 unmatched responses from the server's address: every one is
+		// counted as a drop.
+		before = f.Stats().Dropped[flow.DropUnexpected]
+		for batch := range 100 {
+			for i := range 200 {
+				copy(foreign[:], fmt.Sprintf("flood%03d%04d", batch, i))
+				tap.inject(forged(t, stun.NewType(stun.MethodRefresh, stun.ClassSuccessResponse), foreign, lifetime60), client)
+			}
+			synctest.Wait() // memnet queues 256 datagrams
+		}
+		if d := f.Stats().Dropped[flow.DropUnexpected] - before; d != 20000 {
+			t.Fatalf("%d of 20000 unmatched responses counted", d)
 		}
 		// Two minutes of refreshes, each raced by three on-path forgeries.
 		authBefore := f.Stats().Dropped[flow.DropAuth]
