@@ -204,7 +204,9 @@ func (a *Agent) Incoming(ctx context.Context, sig Signaling, p Params, offer []b
 	c.mu.Lock()
 	c.inOffer = d
 	c.mu.Unlock()
-	a.emit(func(h Handler) { h.OnIncoming(c) })
+	if !p.Unannounced {
+		a.emit(func(h Handler) { h.OnIncoming(c) })
+	}
 	return c, nil
 }
 

@@ -272,7 +272,8 @@ func (c *Call) setState(to State) {
 
 // PeerCloseGrace is how long a call whose peer closed its DTLS association
 // (close_notify) waits for the signalling's hangup (a BYE sent just before)
-// before it ends itself with a MediaLost reason.
+// or a re-offer that starts a new association, before it ends itself with a
+// MediaLost reason.
 const PeerCloseGrace = time.Second
 
 // onMediaError receives the failures of the call's streams. A failure of
@@ -306,14 +307,19 @@ func (c *Call) onMediaError(md *Media, err error) {
 	}
 	if errors.Is(err, dtlssrtp.ErrPeerClosed) {
 		// A peer hanging up closes its association right after its BYE:
-		// let the BYE end the call as a remote hangup if it comes.
+		// let the BYE end the call as a remote hangup if it comes. A peer
+		// moving its media elsewhere closes it before its re-offer: a new
+		// association started meanwhile keeps the call.
+		gen := md.dtlsGeneration()
 		go func() {
 			t := time.NewTimer(PeerCloseGrace)
 			defer t.Stop()
 			select {
 			case <-c.done:
 			case <-t.C:
-				c.terminate(r, true)
+				if md.dtlsGeneration() == gen {
+					c.terminate(r, true)
+				}
 			}
 		}()
 		return

@@ -2,6 +2,7 @@ package call
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -66,7 +67,15 @@ func TestAgentCloseFromHandler(t *testing.T) {
 	}
 	p.a = a
 	p.sa.local, p.sb.remote = a, a
-	ca, cb := p.connect(t, ctx)
+	// Not p.connect: the calls may end before it could check they are active.
+	ca, err := a.Dial(ctx, p.sa, Params{ID: "call-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := <-p.eb.incoming
+	if err := cb.Accept(ctx); err != nil && !errors.Is(err, ErrClosed) {
+		t.Fatal(err)
+	}
 	select {
 	case <-closed:
 	case <-ctx.Done():
@@ -81,8 +90,8 @@ func TestAgentCloseFromHandler(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if len(states) != 3 || states[2] != Terminated {
-		t.Errorf("states %v, want [ringing active terminated]", states)
+	if len(states) != 2 || states[0] != Active || states[1] != Terminated {
+		t.Errorf("states %v, want [active terminated]", states)
 	}
 }
 

@@ -134,6 +134,11 @@ type Params struct {
 	Remote Party
 	// Media overrides the agent's media configuration when not nil.
 	Media *MediaConfig
+	// Unannounced marks an incoming call that the binding's own application
+	// answers (the webterminal binding's Terminal handler): the agent's
+	// Handler.OnIncoming is not called for it, so the call has one owner.
+	// OnState and OnMedia are reported as for any call.
+	Unannounced bool
 }
 
 // Party names a call's peer.

@@ -37,6 +37,7 @@ type Media struct {
 	dtlsPending bool
 	dtlsRole    dtlssrtp.Role
 	dtlsWaitICE bool
+	dtlsStarts  int // DTLS associations started (or pending) on the stream
 }
 
 // OpenMedia asks m for a stream configured from cfg and returns at once; Wait
@@ -122,6 +123,7 @@ func (h streamHandler) OnSourceChanged(*mediastream.Stream, *flow.Flow, netip.Ad
 func (m *Media) startDTLS(role dtlssrtp.Role, waitICE bool) error {
 	m.mu.Lock()
 	m.dtlsPending, m.dtlsRole, m.dtlsWaitICE = true, role, waitICE
+	m.dtlsStarts++
 	m.mu.Unlock()
 	return m.startDTLSIfRouted()
 }
@@ -151,6 +153,13 @@ func (m *Media) startDTLSIfRouted() error {
 	m.dtlsPending = false
 	m.mu.Unlock()
 	return m.stream.StartDTLS(role)
+}
+
+// dtlsGeneration counts the DTLS associations started on the stream.
+func (m *Media) dtlsGeneration() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.dtlsStarts
 }
 
 // TLSID returns our a=tls-id for the stream's DTLS association (RFC 8842).

@@ -269,7 +269,9 @@ func (c *Call) end(reason error, bye bool) {
 	if bye && said {
 		c.t.send(c.s, c.msg(&pb.WebTerminalMessage{Message: &pb.WebTerminalMessage_Bye{Bye: &pb.Bye{}}}))
 	}
-	if m != nil {
+	if rc, ok := m.(reasonCloser); ok {
+		_ = rc.closeFor(reason) // the call core records who ended the call
+	} else if m != nil {
 		_ = m.Close()
 	}
 	c.t.emit(func(h Handler) { h.OnCallEnded(c, reason) })
@@ -310,7 +312,11 @@ func (c *Call) onRinging() {
 		return
 	}
 	c.state = Ringing
+	m := c.media
 	c.mu.Unlock()
+	if rr, ok := m.(remoteRinger); ok {
+		rr.remoteRinging()
+	}
 	c.t.emit(func(h Handler) { h.OnRinging(c) })
 }
 

@@ -27,7 +27,7 @@ func CoreMedia(agent *call.Agent) MediaFunc {
 			return nil, fmt.Errorf("%w: nil call.Agent", ErrInvalidConfig)
 		}
 		return &coreMedia{agent: agent, id: c.ID(), peer: c.Peer(), sig: &bridge{
-			offer: make(chan []byte, 1), answer: make(chan []byte, 1)}}, nil
+			call: c, offer: make(chan []byte, 1), answer: make(chan []byte, 1)}}, nil
 	}
 }
 
@@ -55,7 +55,8 @@ func (m *coreMedia) params() call.Params {
 	mc := m.agent.MediaConfig()
 	mc.ICE = true
 	mc.RTCPMux = true // WebRTC requires rtcp-mux (RFC 8829 §5.1.3, rtcpMuxPolicy "require")
-	return call.Params{ID: m.id, Remote: call.Party{URI: "tel:" + m.peer}, Media: &mc}
+	// The terminal's Handler owns the call: the agent does not announce it.
+	return call.Params{ID: m.id, Remote: call.Party{URI: "tel:" + m.peer}, Media: &mc, Unannounced: true}
 }
 
 func (m *coreMedia) set(cc *call.Call) {
@@ -114,21 +115,49 @@ func (m *coreMedia) Answer(ctx context.Context, offer string) (string, error) {
 	return m.sig.take(ctx, m.sig.answer, cc)
 }
 
-// Close ends the core call; the bridge swallows the core's Bye, the terminal
-// sends its own.
-func (m *coreMedia) Close() error {
+// Close ends the core call as a local hangup.
+func (m *coreMedia) Close() error { return m.closeFor(ErrLocalHangup) }
+
+// closeFor ends the core call for the terminal call's end reason, so that
+// the core records who ended it: a Bye from the other side is a remote
+// hangup, a rejection a refusal, a lost stream a signalling failure; our own
+// hangup (or Close) a local one. The core's hangup comes back through the
+// bridge, which the ended terminal call ignores.
+func (m *coreMedia) closeFor(reason error) error {
 	cc := m.get()
 	if cc == nil {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	return cc.Hangup(ctx)
+	switch {
+	case errors.Is(reason, ErrRejected):
+		cc.RemoteReject(call.Reason{Kind: call.Declined, Text: "Bye before Answer", Err: reason})
+		cc.RemoteHangup(call.Reason{Kind: call.Declined, Err: reason}) // an established call cannot be rejected
+	case errors.Is(reason, ErrRemoteHangup), errors.Is(reason, ErrTransferred):
+		cc.RemoteHangup(call.Reason{Kind: call.RemoteHangup, Err: reason})
+	case errors.Is(reason, ErrStreamLost):
+		cc.RemoteHangup(call.Reason{Kind: call.SignalingFailed, Text: "registration stream lost", Err: reason})
+	default:
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return cc.Hangup(ctx)
+	}
+	<-cc.Done()
+	return nil
+}
+
+// remoteRinging reports the callee's Ringing to the core call.
+func (m *coreMedia) remoteRinging() {
+	if cc := m.get(); cc != nil {
+		cc.RemoteRinging()
+	}
 }
 
 // bridge is the call.Signaling of a core call: it hands the SDP the core
-// sends to the terminal, which does the real signalling.
+// sends to the terminal, which does the real signalling, and turns the
+// core's own hangups (its media failed or was lost, its agent closed) into
+// the end of the terminal call, with Bye.
 type bridge struct {
+	call          *Call // the terminal call
 	offer, answer chan []byte
 }
 
@@ -163,8 +192,25 @@ func (b *bridge) SendAnswer(_ context.Context, answer []byte) error {
 	return nil
 }
 
-// SendReject implements call.Signaling; the terminal sends Bye itself.
-func (b *bridge) SendReject(context.Context, call.Reason) error { return nil }
+// SendReject implements call.Signaling: the core refused the call itself.
+func (b *bridge) SendReject(_ context.Context, r call.Reason) error {
+	b.coreEnded(r)
+	return nil
+}
 
-// SendHangup implements call.Signaling; the terminal sends Bye itself.
-func (b *bridge) SendHangup(context.Context, call.Reason) error { return nil }
+// SendHangup implements call.Signaling: the core ended the call itself.
+func (b *bridge) SendHangup(_ context.Context, r call.Reason) error {
+	b.coreEnded(r)
+	return nil
+}
+
+// coreEnded ends the terminal call (Bye) when the core ended the call on
+// its own; a terminal call that already ended (it asked the core to end)
+// ignores it. It runs on its own goroutine: ending the terminal call
+// closes its media, which waits for the core call to finish ending.
+func (b *bridge) coreEnded(r call.Reason) {
+	if b.call == nil || b.call.t == nil || b.call.State() == Ended { // t nil: not a terminal's call
+		return
+	}
+	go b.call.end(fmt.Errorf("%w: %w", ErrMedia, r), true)
+}

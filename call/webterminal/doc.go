@@ -22,6 +22,13 @@
 // The SDP of each call is made and applied by a Media; CoreMedia runs it on
 // the call core (package call: real media streams, plain/SDES/DTLS-SRTP,
 // NAT modes), so a webterminal call and a SIP call share one implementation.
+// With CoreMedia a call has one owner, the terminal's Handler (the agent
+// does not announce it with OnIncoming), and one account of what happened:
+// the callee's Ringing, a Bye from the other side (a remote hangup), a
+// rejection or a lost stream are recorded by the core call as such, and
+// when the core ends the call itself (its media failed or went away:
+// call.MediaLost, call.SecurityFailed) the terminal call ends with ErrMedia
+// wrapping the core's call.Reason and Bye is sent.
 // Its calls run with ICE-lite on (call.MediaConfig.ICE): the terminal is the
 // WebRTC side, so its SDP says a=ice-lite and carries a=ice-ufrag/a=ice-pwd
 // and our candidates, and its media streams answer the core's connectivity

@@ -22,6 +22,13 @@ type Media interface {
 	Close() error
 }
 
+// reasonCloser is a Media that records why the call ended (CoreMedia: the
+// call core tells a remote hangup from a local one).
+type reasonCloser interface{ closeFor(reason error) error }
+
+// remoteRinger is a Media that records the callee's Ringing (CoreMedia).
+type remoteRinger interface{ remoteRinging() }
+
 // MediaFunc makes the Media of a new call; c is the call being set up (its
 // ID, Peer and Direction are known).
 type MediaFunc func(ctx context.Context, c *Call) (Media, error)

@@ -68,8 +68,8 @@ func streamOf(t *testing.T, c *Call) *mediastream.Stream {
 
 // Outgoing and incoming calls on the call core with real media: the SDP
 // carries candidates, fingerprint and setup (DTLS-SRTP) or crypto (SDES); RTP
-// flows both ways after the Answer. Then the core renegotiates the caller
-// towards a new media endpoint and the caller's RTP follows the new address.
+// flows both ways after the Answer. Then the core renegotiates both parties
+// towards new media endpoints and their RTP follows the new addresses.
 // With DTLS-SRTP the new endpoint's fingerprint makes a new association
 // (RFC 5763 §6.7.1), keyed with the new endpoint.
 func TestRealMedia(t *testing.T) {
@@ -96,12 +96,48 @@ func testRealMedia(t *testing.T, sec sdpx.Security) {
 	flows(t, sa, sb, "caller -> callee")
 	flows(t, sb, sa, "callee -> caller")
 
-	// The core moves the caller's media to a new endpoint (a media server).
-	mf, err := CoreMedia(newAgent(t, sec))(ctxT(t), &Call{id: c.ID(), peer: "200"})
+	// The core moves both parties' media to new endpoints (a media server):
+	// with DTLS each party's old association closes, and the new one
+	// started by the re-offer keeps the calls up.
+	mf, sm := moveMedia(t, core, sec, c.ID(), "100")
+	defer mf.Close()
+	mf2, sm2 := moveMedia(t, core, sec, c.ID(), "200")
+	defer mf2.Close()
+	for _, x := range []struct {
+		c   *Call
+		new *mediastream.Stream
+		who string
+	}{{c, sm, "caller"}, {in, sm2, "callee"}} {
+		s := streamOf(t, x.c) // the core may have moved the call to a new stream
+		flows(t, s, x.new, x.who+" -> new endpoint")
+		flows(t, x.new, s, "new endpoint -> "+x.who)
+		if got, want := s.RTP().ActiveDestination(), x.new.RTP().SessionTuple().Addr; got != want {
+			t.Fatalf("%s sends to %v, want the new endpoint %v", x.who, got, want)
+		}
+		if sec == sdpx.DTLS {
+			// A new association with the new endpoint, pinned to its certificate.
+			st, _ := CallOf(x.c).MediaState()
+			if len(st.RemoteFingerprints) != 1 || !st.RemoteFingerprints[0].Equal(x.new.Fingerprint()) || !s.RTP().IsSecure() {
+				t.Fatalf("%s's DTLS not with the new endpoint: %+v", x.who, st.RemoteFingerprints)
+			}
+		}
+	}
+	if c.State() != Active || in.State() != Active {
+		t.Fatalf("calls %v (%v) / %v (%v) after the move", c.State(), c.Err(), in.State(), in.Err())
+	}
+	c.Hangup(ctxT(t))
+	wait(t, in.Done(), "callee's call ended")
+}
+
+// moveMedia has the core renegotiate party msisdn of call id towards a new
+// media endpoint on its own agent, and returns that endpoint's media and
+// stream once its answer is applied.
+func moveMedia(t *testing.T, core *Core, sec sdpx.Security, id, msisdn string) (Media, *mediastream.Stream) {
+	t.Helper()
+	mf, err := CoreMedia(newAgent(t, sec))(ctxT(t), &Call{id: id, peer: msisdn})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer mf.Close()
 	offer, err := mf.Offer(ctxT(t))
 	if err != nil {
 		t.Fatal(err)
@@ -112,10 +148,9 @@ func testRealMedia(t *testing.T, sec sdpx.Security) {
 			t.Fatalf("offer lacks %q:\n%s", w, offer)
 		}
 	}
-	answer, err := core.Renegotiate(ctxT(t), c.ID(), "100", offer)
+	answer, err := core.Renegotiate(ctxT(t), id, msisdn, offer)
 	if err != nil {
-		<-c.Done()
-		t.Fatalf("%v (caller's call: %v)", err, c.Err())
+		t.Fatalf("renegotiating %s: %v", msisdn, err)
 	}
 	wantAns := map[sdpx.Security][]string{sdpx.DTLS: {"a=fingerprint:sha-256", "a=setup:active"}, sdpx.SDES: {"a=crypto:"}}[sec]
 	for _, w := range append([]string{"a=candidate:", "a=ice-ufrag:"}, wantAns...) {
@@ -126,20 +161,5 @@ func testRealMedia(t *testing.T, sec sdpx.Security) {
 	if err := mf.SetAnswer(ctxT(t), answer); err != nil {
 		t.Fatal(err)
 	}
-	sm := CallOf(&Call{media: mf}).Stream()
-	sa = streamOf(t, c) // the core may have moved the call to a new stream
-	flows(t, sa, sm, "caller -> new endpoint")
-	flows(t, sm, sa, "new endpoint -> caller")
-	if got, want := sa.RTP().ActiveDestination(), sm.RTP().SessionTuple().Addr; got != want {
-		t.Fatalf("caller sends to %v, want the new endpoint %v", got, want)
-	}
-	if sec == sdpx.DTLS {
-		// A new association with the new endpoint, pinned to its certificate.
-		st, _ := CallOf(c).MediaState()
-		if len(st.RemoteFingerprints) != 1 || !st.RemoteFingerprints[0].Equal(sm.Fingerprint()) || !sa.RTP().IsSecure() {
-			t.Fatalf("caller's DTLS not with the new endpoint: %+v", st.RemoteFingerprints)
-		}
-	}
-	c.Hangup(ctxT(t))
-	wait(t, in.Done(), "callee's call ended")
+	return mf, CallOf(&Call{media: mf}).Stream()
 }
