@@ -15,6 +15,8 @@
 // without authentication (XOR-MAPPED-ADDRESS and FINGERPRINT only).
 // TURNConfig.MaxLifetime caps the allocation lifetime the way coturn's
 // max-allocate-lifetime does, which pion cannot do on its own (see its doc).
+// TURNConfig.ForwardPadding frames ChannelData the way reSIProcate's
+// reTurnServer does (padding relayed as data over UDP, none over TCP/TLS).
 // STUN is a Binding server of our own (RFC 8489) that counts what it gets;
 // Silent is a UDP socket that never answers. SelfSigned makes an ECDSA
 // P-256 certificate and a pool that trusts it.
