@@ -395,7 +395,13 @@ func (a *iceState) setRoleLocked(controlling bool) {
 
 // triggerLocked queues a triggered check for p (RFC 8445 §7.3.1.4).
 func (a *iceState) triggerLocked(p *candPair) {
-	if a.lite || p.state == pairSucceeded || p.state == pairInProgress || slices.Contains(a.triggered, p) {
+	if a.lite || p.state == pairSucceeded || slices.Contains(a.triggered, p) {
+		return
+	}
+	if p.state == pairInProgress {
+		if t := p.inFlight; t != nil {
+			t.next = time.Time{} // retransmit at once (RFC 8445 §7.3.1.4)
+		}
 		return
 	}
 	p.state = pairWaiting

@@ -2,7 +2,9 @@ package iceinterop
 
 import (
 	"context"
+	"log/slog"
 	"net"
+	"os"
 	"net/netip"
 	"testing"
 	"time"
@@ -79,7 +81,11 @@ func newFlow(t *testing.T) reflowFlow {
 		t.Fatal(err)
 	}
 	ev := make(chan flow.Event, 32)
-	f, err := flow.New(context.Background(), c, flow.Config{OnEvent: func(e flow.Event) {
+	var logger *slog.Logger
+	if os.Getenv("ICE_DEBUG") != "" {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	f, err := flow.New(context.Background(), c, flow.Config{Logger: logger, OnEvent: func(e flow.Event) {
 		select {
 		case ev <- e:
 		default:
