@@ -4,8 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"net"
-	"os"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
