@@ -32,21 +32,14 @@ type stunTxn struct {
 // fromServer reports whether a datagram on the UDP socket came from the flow's
 // STUN or TURN-over-UDP server (once its address is known).
 func (f *Flow) fromServer(src netip.AddrPort) bool {
-	switch mode := f.cfg.NAT.Mode; {
-	case mode == natmode.STUNBinding:
-		if txn := f.stunTxn.Load(); txn != nil {
-			return src == txn.server
-		}
-		return src == f.server && f.server.IsValid()
-	case mode.IsTURN():
-		t := f.turn.Load()
-		return t != nil && src == t.server
-	}
-	return false
+	s := f.natServer()
+	return s.IsValid() && src == s
 }
 
 // natServer returns the STUN or TURN server's resolved address, or the
-// zero AddrPort before it is known (a Host not yet resolved) or in mode None.
+// zero AddrPort before it is known (a Host not yet resolved) or in mode
+// None. Code that needs the server's address (ICE foundations) should use
+// it rather than f.server, which is zero for a server given by host name.
 func (f *Flow) natServer() netip.AddrPort {
 	switch mode := f.cfg.NAT.Mode; {
 	case mode == natmode.STUNBinding:
