@@ -78,13 +78,19 @@ func (d *dialog) callRef() *call.Call {
 
 func (d *dialog) markFinal() { d.finalOnce.Do(func() { close(d.final) }) }
 
-func (d *dialog) markFirst(err error) {
+// markFirst records the outcome the initial INVITE's sender waits for; it
+// reports whether this call recorded it (the sender then returns err to
+// the core, which ends the call itself).
+func (d *dialog) markFirst(err error) bool {
+	marked := false
 	d.firstOnce.Do(func() {
 		d.mu.Lock()
 		d.firstErr = err
 		d.mu.Unlock()
 		close(d.first)
+		marked = true
 	})
+	return marked
 }
 
 // matches reports whether an in-dialog request with remote tag tag belongs

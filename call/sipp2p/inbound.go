@@ -196,6 +196,7 @@ func (d *dialog) SendAnswer(ctx context.Context, answer []byte) error {
 	res := d.uasResponse(d.inv, 200, answer)
 	ack := make(chan []byte, 1)
 	sent := false
+	var err error
 	d.finalOnce.Do(func() {
 		d.mu.Lock()
 		d.confirmed = true
@@ -205,10 +206,16 @@ func (d *dialog) SendAnswer(ctx context.Context, answer []byte) error {
 		d.acks[d.initialSeq] = ack
 		d.mu.Unlock()
 		sent = true
+		// Sent before the INVITE handler may return: sipgo keeps the
+		// transaction (RFC 6026 Accepted) only once it has a final response.
+		err = d.invTx.Respond(res)
 		close(d.final)
 	})
 	if !sent {
 		return call.ErrState
+	}
+	if err != nil {
+		d.e.log.Debug("200", "call", d.callID, "err", err)
 	}
 	acked := make(chan struct{})
 	if !d.e.spawn(func() { d.retransmit(d.invTx, res, d.initialSeq, ack, acked) }) {

@@ -201,8 +201,7 @@ func (d *dialog) uacLoop(tx sip.ClientTransaction) {
 		if !responded {
 			// RFC 3261 §9.1: no CANCEL before a provisional response; nothing
 			// reached the peer we know of: give up the transaction.
-			d.markFirst(context.Canceled)
-			if c := d.callRef(); c != nil {
+			if c := d.callRef(); !d.markFirst(context.Canceled) && c != nil {
 				c.RemoteHangup(reason)
 			}
 			tx.Terminate()
@@ -220,8 +219,7 @@ func (d *dialog) uacLoop(tx sip.ClientTransaction) {
 			}
 		case <-tx.Done():
 			err := tx.Err()
-			d.markFirst(err)
-			if c := d.callRef(); c != nil {
+			if c := d.callRef(); !d.markFirst(err) && c != nil {
 				r := call.Reason{Kind: call.SignalingFailed, Text: "INVITE failed", Err: e.transportError(context.Background(), d.t, d.invReq, err)}
 				if errors.Is(err, sip.ErrTransactionTimeout) {
 					r = call.Reason{Kind: call.Unavailable, Code: 408, Text: phrase(408), Err: err}

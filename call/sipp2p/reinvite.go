@@ -141,8 +141,13 @@ func (e *Endpoint) onReinvite(req *sip.Request, tx sip.ServerTransaction, ltag s
 	}
 	d.acks[seq] = ack
 	d.mu.Unlock()
+	if err := tx.Respond(res); err != nil {
+		e.log.Debug("re-INVITE 200", "call", d.callID, "err", err)
+	}
 	acked := make(chan struct{})
 	if !e.spawn(func() { d.retransmit(tx, res, seq, ack, acked) }) {
-		e.respond(tx, req, 503, nil)
+		d.mu.Lock()
+		delete(d.acks, seq)
+		d.mu.Unlock()
 	}
 }

@@ -9,22 +9,26 @@ import (
 	"github.com/reflow-go/reflow/call"
 )
 
-// retransmit sends our 2xx res to the INVITE with CSeq seq and retransmits
-// it from T1 doubling to T2 until its ACK arrives (RFC 3261 §13.3.1.4);
-// without an ACK after 64*T1 it ends the dialog with a BYE. acked is
-// closed when the ACK arrived.
+// retransmit retransmits our 2xx res to the INVITE with CSeq seq, already
+// sent once, from T1 doubling to T2 until its ACK arrives (RFC 3261
+// §13.3.1.4); without an ACK after 64*T1 it ends the dialog with a BYE.
+// acked is closed when the ACK arrived.
 func (d *dialog) retransmit(tx sip.ServerTransaction, res *sip.Response, seq uint32, ack chan []byte, acked chan struct{}) {
 	e := d.e
 	send := func() {
-		if err := tx.Respond(res); err != nil {
+		var err error
+		select {
+		case <-tx.Done():
 			// The server transaction is gone (its Timer L or a transport
 			// error): the response goes straight to the transport.
-			if err := e.ua.TransportLayer().WriteMsg(res); err != nil {
-				e.log.Debug("2xx retransmission", "call", d.callID, "err", err)
-			}
+			err = e.ua.TransportLayer().WriteMsg(res)
+		default:
+			err = tx.Respond(res)
+		}
+		if err != nil {
+			e.log.Debug("2xx retransmission", "call", d.callID, "err", err)
 		}
 	}
-	send()
 	interval := e.cfg.T1
 	t := time.NewTimer(interval)
 	defer t.Stop()
@@ -104,7 +108,7 @@ func (d *dialog) sendAck(seq uint32, body []byte) {
 	if d.sentAcks == nil {
 		d.sentAcks = make(map[uint32]*sip.Request)
 	}
-	d.sentAcks[seq] = ack
+	d.sentAcks[seq] = ack.Clone() // never written to: every re-ACK sends a copy
 	d.mu.Unlock()
 }
 
@@ -120,6 +124,7 @@ func (d *dialog) reack(res *sip.Response) {
 		return
 	}
 	d.reacks.Add(1)
+	ack = ack.Clone() // the same ACK (same branch), a copy sipgo may write to
 	if err := d.e.sending(func() error { return d.client.WriteRequest(ack) }); err != nil {
 		d.e.log.Debug("re-ACK", "call", d.callID, "err", err)
 	}
