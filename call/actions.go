@@ -78,6 +78,7 @@ func (c *Call) answerLocked(d *sdpx.Description, re bool) ([]byte, MediaState, e
 	if err != nil {
 		return nil, MediaState{}, err
 	}
+	p.controlling = c.dir == Outbound
 	dir := sdpx.Combine(c.localDir, p.remote.Direction)
 	if p.ice, err = c.iceFor(p.remote); err != nil {
 		return nil, MediaState{}, err

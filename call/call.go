@@ -145,7 +145,7 @@ func (c *Call) offerLine(md *Media, dir sdpx.Direction) (sdpx.Line, error) {
 		l.ICEUfrag, l.ICEPwd, l.Candidates = c.ice.ufrag, c.ice.pwd, md.Candidates()
 		// The answerer may check before its answer reaches us (RFC 8445
 		// §7.3): answer checks for our ufrag from any peer ufrag until then.
-		if err := md.offerICE(c.ice); err != nil {
+		if err := md.offerICE(c.ice, c.dir == Outbound); err != nil {
 			return l, err
 		}
 	}
@@ -213,7 +213,7 @@ func (c *Call) marshal(lines []sdpx.Line, bundle []string) ([]byte, error) {
 			break
 		}
 	}
-	lite := slices.ContainsFunc(lines, func(l sdpx.Line) bool { return l.ICEUfrag != "" })
+	lite := !c.cfg.FullICE && slices.ContainsFunc(lines, func(l sdpx.Line) bool { return l.ICEUfrag != "" })
 	return sdpx.Session{SessionID: c.sessID, Version: c.version, Addr: addr, Media: lines, ICELite: lite, Bundle: bundle}.Marshal()
 }
 

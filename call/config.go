@@ -60,6 +60,15 @@ type MediaConfig struct {
 	// carry no ICE. WebRTC peers need ICE: they send no media before a
 	// check succeeds.
 	ICE bool
+	// FullICE makes a call that uses ICE a full ICE agent (RFC 8445) instead
+	// of a lite one: no a=ice-lite; it checks the peer's candidates (from
+	// its SDP, and peer-reflexive ones learnt from its checks, so trickle
+	// offers without candidates work), is the controlling agent on the calls
+	// it places, and keeps ICE consent (RFC 7675) on the selected pair, so a
+	// peer that vanishes (a killed browser) ends the call with MediaLost
+	// within flow.ConsentTimeout. A full agent also connects faster with
+	// peers that pace their own checks slowly.
+	FullICE bool
 }
 
 func (m MediaConfig) withDefaults() (MediaConfig, error) {

@@ -463,3 +463,43 @@ func TestICEBothLite(t *testing.T) {
 		})
 	}
 }
+
+// TestFullICE: two full ICE agents (MediaConfig.FullICE) check each other's
+// candidates from the SDP, the caller (controlling) nominates, the DTLS
+// client starts on the selected pair, and media flows; neither description
+// says a=ice-lite.
+func TestFullICE(t *testing.T) {
+	leak.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	mc := MediaConfig{Security: sdpx.DTLS, RTCPMux: true, ICE: true, FullICE: true}
+	p := newPair(t, mc, mc)
+	var offer, answer []byte
+	p.sa.mangle = func(kind string, b []byte) []byte {
+		if kind == "offer" {
+			offer = append([]byte(nil), b...)
+		}
+		return b
+	}
+	p.sb.mangle = func(kind string, b []byte) []byte {
+		if kind == "answer" {
+			answer = append([]byte(nil), b...)
+		}
+		return b
+	}
+	ca, cb := p.connect(t, ctx)
+	for _, b := range [][]byte{offer, answer} {
+		if strings.Contains(string(b), "ice-lite") || !strings.Contains(string(b), "a=candidate:") {
+			t.Fatalf("full ICE description:\n%s", b)
+		}
+	}
+	bothWays(t, ca, cb)
+	for _, c := range []*Call{ca, cb} {
+		if _, _, ok := c.Stream().RTP().SelectedPair(); !ok {
+			t.Errorf("%v call: no selected pair", c.Direction())
+		}
+	}
+	if !ca.Stream().RTP().ICEControlling() || cb.Stream().RTP().ICEControlling() {
+		t.Error("the caller is not the controlling agent")
+	}
+}

@@ -26,6 +26,7 @@ type Media struct {
 	fail   chan struct{} // closed on the first failure
 
 	tlsID string // our a=tls-id (RFC 8842): one DTLS association per stream
+	full  bool   // a full ICE agent (MediaConfig.FullICE), else ICE-lite
 
 	mu        sync.Mutex
 	rtp, rtcp flow.Tuple
@@ -33,6 +34,7 @@ type Media struct {
 	onError   func(*Media, error)
 	ice       iceCredentials // in force on the stream
 	iceRemote string
+	iceRPwd   string
 	// A DTLS start waiting for the path (startDTLS).
 	dtlsPending bool
 	dtlsRole    dtlssrtp.Role
@@ -58,7 +60,7 @@ func OpenMedia(m *flowmanager.Manager, cfg MediaConfig, timeout time.Duration, o
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	md := &Media{cancel: cancel, ready: make(chan struct{}), fail: make(chan struct{}), onError: onError, tlsID: tlsID}
+	md := &Media{cancel: cancel, ready: make(chan struct{}), fail: make(chan struct{}), onError: onError, tlsID: tlsID, full: cfg.FullICE}
 	sec := mediastream.Plain
 	switch cfg.Security {
 	case sdpx.SDES:
@@ -231,6 +233,14 @@ func (m *Media) Stream() *mediastream.Stream { return m.stream }
 // reflexive candidates are left out when the flow reaches its TURN server
 // over TCP or TLS (the peer cannot send UDP there).
 func (m *Media) Candidates() []sdpx.Candidate {
+	if m.full {
+		// The full agent's own candidates: what it checks from.
+		var out []sdpx.Candidate
+		for _, c := range m.stream.LocalCandidates() {
+			out = append(out, sdpCandidate(c))
+		}
+		return out
+	}
 	var out []sdpx.Candidate
 	for _, f := range []*flow.Flow{m.stream.RTP(), m.stream.RTCP()} {
 		if f == nil {
@@ -280,15 +290,85 @@ func (m *Media) setICE(ours iceCredentials, remote, remotePwd string) error {
 
 // offerICE puts our ICE credentials in force for an offer: checks from any
 // peer ufrag are answered until the answer names it. Credentials already in
-// force are kept.
-func (m *Media) offerICE(ours iceCredentials) error {
+// force are kept. A full agent starts as the controlling one (the offerer,
+// RFC 8445 §6.1.1) unless it is the controlled one of a call it answered.
+func (m *Media) offerICE(ours iceCredentials, controlling bool) error {
 	m.mu.Lock()
 	same := m.ice == ours
 	m.mu.Unlock()
 	if same {
 		return nil
 	}
+	if m.full {
+		return m.putICE(ours, sdpx.Media{}, false, controlling)
+	}
 	return m.setICE(ours, "", "")
+}
+
+// putICE puts ICE in force for the peer's description remote: the lite
+// responder, or the full agent with the peer's credentials and candidates
+// (a=end-of-candidates included). Zero credentials stop ICE.
+func (m *Media) putICE(ours iceCredentials, remote sdpx.Media, remoteLite, controlling bool) error {
+	if !m.full || ours.ufrag == "" {
+		return m.setICE(ours, remote.ICEUfrag, remote.ICEPwd)
+	}
+	m.mu.Lock()
+	changed := m.ice != ours || m.iceRemote != remote.ICEUfrag || m.iceRPwd != remote.ICEPwd
+	m.mu.Unlock()
+	if changed {
+		err := m.stream.StartICE(flow.ICEConfig{LocalUfrag: ours.ufrag, LocalPwd: ours.pwd,
+			RemoteUfrag: remote.ICEUfrag, RemotePwd: remote.ICEPwd, Controlling: controlling, RemoteLite: remoteLite})
+		if err != nil {
+			return err
+		}
+		if remote.ICEUfrag != "" {
+			if err := m.stream.SetRemoteICECredentials(remote.ICEUfrag, remote.ICEPwd); err != nil {
+				return err
+			}
+		}
+		m.mu.Lock()
+		m.ice, m.iceRemote, m.iceRPwd = ours, remote.ICEUfrag, remote.ICEPwd
+		m.mu.Unlock()
+	}
+	for _, c := range remote.Candidates {
+		if c.IsUDP() {
+			// Candidates the agent cannot use (a second component with
+			// rtcp-mux, an unspecified address) are left out.
+			_ = m.stream.AddRemoteCandidate(flowCandidate(c))
+		}
+	}
+	if remote.EndOfCandidates {
+		return m.stream.EndOfRemoteCandidates()
+	}
+	return nil
+}
+
+// flowCandidate converts an SDP candidate for the flow's agent.
+func flowCandidate(c sdpx.Candidate) flow.Candidate {
+	t := flow.CandidateHost
+	switch c.Type {
+	case sdpx.ServerReflexive:
+		t = flow.CandidateServerReflexive
+	case sdpx.PeerReflexive:
+		t = flow.CandidatePeerReflexive
+	case sdpx.Relayed:
+		t = flow.CandidateRelay
+	}
+	return flow.Candidate{Foundation: c.Foundation, Component: c.Component, Priority: c.Priority, Addr: c.Addr, Type: t, Related: c.Related}
+}
+
+// sdpCandidate converts one of the flow agent's candidates for our SDP.
+func sdpCandidate(c flow.Candidate) sdpx.Candidate {
+	t := sdpx.Host
+	switch c.Type {
+	case flow.CandidateServerReflexive:
+		t = sdpx.ServerReflexive
+	case flow.CandidatePeerReflexive:
+		t = sdpx.PeerReflexive
+	case flow.CandidateRelay:
+		t = sdpx.Relayed
+	}
+	return sdpx.Candidate{Foundation: c.Foundation, Component: c.Component, Transport: "UDP", Priority: c.Priority, Addr: c.Addr, Type: t, Related: c.Related}
 }
 
 // Fingerprint returns our DTLS certificate's fingerprint, for a=fingerprint.

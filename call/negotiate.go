@@ -74,8 +74,10 @@ type plan struct {
 	role     dtlssrtp.Role
 	ice      iceCredentials // ours, when ICE is in use for this exchange
 	lite     bool           // the peer is an ICE-lite agent (a=ice-lite)
-	group    []string       // the offer's BUNDLE group of remote, if any
-	extra    []extraLine    // the group's other accepted lines
+	// controlling: our full ICE agent is the controlling one (we placed the call).
+	controlling bool
+	group       []string    // the offer's BUNDLE group of remote, if any
+	extra       []extraLine // the group's other accepted lines
 }
 
 // extraLine is another m= line of the offer's BUNDLE group that we accept
@@ -308,7 +310,7 @@ func apply(md *Media, p plan, ours srtp.Keys, dir sdpx.Direction, prev *negotiat
 		st.Bundled = append(st.Bundled, Bundled{Mid: x.remote.Mid, Codecs: x.codecs,
 			Direction: sdpx.Combine(dir, x.remote.Direction), SSRCs: x.remote.SSRCs})
 	}
-	if err := md.setICE(p.ice, p.remote.ICEUfrag, p.remote.ICEPwd); err != nil {
+	if err := md.putICE(p.ice, p.remote, p.lite, p.controlling); err != nil {
 		return st, err
 	}
 

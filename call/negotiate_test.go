@@ -9,6 +9,7 @@ import (
 
 	"github.com/reflow-go/reflow/call/sdpx"
 	"github.com/reflow-go/reflow/dtlssrtp"
+	"github.com/reflow-go/reflow/flow"
 	"github.com/reflow-go/reflow/internal/leak"
 )
 
@@ -78,3 +79,22 @@ func TestMediaLost(t *testing.T) {
 }
 
 func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
+
+// The stream errors of a vanished peer end the call with MediaLost at once
+// (no grace: no hangup follows them), wrapping the flow's sentinel.
+func TestMediaLostICE(t *testing.T) {
+	leak.Check(t)
+	for _, sentinel := range []error{flow.ErrConsentLost, flow.ErrICEFailed} {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		p := newPair(t, MediaConfig{}, MediaConfig{})
+		ca, cb := p.connect(t, ctx)
+		ca.onMediaError(ca.Media(), &flow.Error{Component: flow.RTP, Op: "ice", Err: sentinel})
+		if r := waitDone(t, ctx, ca); r.Kind != MediaLost || !errors.Is(r, sentinel) {
+			t.Errorf("%v: reason %+v", sentinel, r)
+		}
+		if r := waitDone(t, ctx, cb); r.Kind != RemoteHangup {
+			t.Errorf("%v: peer's reason %+v", sentinel, r)
+		}
+		cancel()
+	}
+}

@@ -75,6 +75,7 @@ func (c *Call) applyAnswerLocked(md *Media, p *pending, answer []byte) (MediaSta
 	if c.cfg.ICE && pl.remote.ICE() {
 		pl.ice = c.ice
 	}
+	pl.controlling = c.dir == Outbound
 	var ours = c.keys[pl.peerKeys.Suite]
 	dir := sdpx.Combine(p.dir, pl.remote.Direction)
 	prev := c.neg

@@ -49,13 +49,13 @@ func (s *sig) SendHangup(_ context.Context, r call.Reason) error {
 // newAgent is a call agent configured for plain RTP without ICE or
 // rtcp-mux: the browser-style offer alone must give DTLS-SRTP, ICE and
 // rtcp-mux.
-func newAgent(t *testing.T) *call.Agent {
+func newAgent(t *testing.T, full bool) *call.Agent {
 	t.Helper()
 	m, err := flowmanager.New(flowmanager.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := call.New(call.Config{Manager: m, Media: call.MediaConfig{LocalAddr: netip.MustParseAddr("127.0.0.1")}})
+	a, err := call.New(call.Config{Manager: m, Media: call.MediaConfig{LocalAddr: netip.MustParseAddr("127.0.0.1"), FullICE: full}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,12 +219,18 @@ func ssrcOf(t *testing.T, p *peer, i int) uint32 {
 // the agent, configured for nothing in particular, answers with DTLS-SRTP,
 // ICE-lite, rtcp-mux and BUNDLE; media flows both ways. A re-offer adding a
 // second track (BUNDLE) is accepted on the same transport and its RTP
-// arrives. pion's Close ends the call with MediaLost.
+// arrives. pion's Close ends the call with MediaLost. Both with our
+// ICE-lite agent and with the full one (MediaConfig.FullICE).
 func TestPionCall(t *testing.T) {
+	t.Run("lite", func(t *testing.T) { testPionCall(t, false) })
+	t.Run("full", func(t *testing.T) { testPionCall(t, true) })
+}
+
+func testPionCall(t *testing.T, full bool) {
 	leak.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	a := newAgent(t)
+	a := newAgent(t, full)
 	p := newPeer(t)
 
 	start := time.Now()
@@ -247,8 +253,8 @@ func TestPionCall(t *testing.T) {
 	}
 	keyed := time.Since(start)
 	toPeer(t, ctx, c, p)
-	// Most of the time after the answer is pion's: with a lite peer only its
-	// checks run, paced by its 200 ms check interval.
+	// With ICE-lite most of the time after the answer is pion's: only its
+	// checks run, paced by its 200 ms check interval. A full agent checks too.
 	t.Logf("offer to: answer applied at pion %v, keyed %v, first RTP at pion %v", applied, keyed, time.Since(start))
 	fromPeer(t, ctx, c, p, ssrcOf(t, p, 0), 0)
 
