@@ -92,8 +92,17 @@
 // destination of the peer's SDP is used until then, and c=0.0.0.0 then
 // means "no default candidate", not hold. A peer description with
 // a=ice-ufrag but no usable a=ice-pwd is refused as Malformed (400). The
-// core sends no checks of its own, so two lite agents simply use each
+// lite core sends no checks of its own, so two lite agents simply use each
 // other's default destinations (RFC 8445 §6.1.1).
+//
+// With MediaConfig.FullICE the call runs the flow's full ICE agent instead
+// (no a=ice-lite): it checks the peer's candidates (those of its SDP, and
+// peer-reflexive ones learnt from its checks, so trickle offers without
+// candidates work), is the controlling agent on the calls it places, and
+// keeps consent freshness (RFC 7675) on the selected pair, so a peer that
+// vanishes without a word ends the call with MediaLost within
+// flow.ConsentTimeout. Candidates trickled after the SDP (RFC 8838) have no
+// Signaling method yet.
 //
 // The core calls sig.SendRinging, SendAnswer (initial answer), SendReject
 // (refusing an unanswered incoming call) and SendHangup (CANCEL or BYE) on the
