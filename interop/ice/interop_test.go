@@ -21,13 +21,13 @@ var loop4 = netip.MustParseAddr("127.0.0.1")
 // pionAgent is a pion/ice/v4 agent with host candidates on 127.0.0.1 only.
 func pionAgent(t *testing.T) *ice.Agent {
 	t.Helper()
-	a, err := ice.NewAgent(&ice.AgentConfig{
-		NetworkTypes:     []ice.NetworkType{ice.NetworkTypeUDP4},
-		CandidateTypes:   []ice.CandidateType{ice.CandidateTypeHost},
-		IncludeLoopback:  true,
-		IPFilter:         func(ip net.IP) bool { return ip.IsLoopback() },
-		MulticastDNSMode: ice.MulticastDNSModeDisabled,
-	})
+	a, err := ice.NewAgentWithOptions(
+		ice.WithNetworkTypes([]ice.NetworkType{ice.NetworkTypeUDP4}),
+		ice.WithCandidateTypes([]ice.CandidateType{ice.CandidateTypeHost}),
+		ice.WithIncludeLoopback(),
+		ice.WithIPFilter(func(ip net.IP) bool { return ip.IsLoopback() }),
+		ice.WithMulticastDNSMode(ice.MulticastDNSModeDisabled),
+	)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,14 +23,14 @@ func pionRelayAgent(t *testing.T, srv *testserver.TURN) *ice.Agent {
 		t.Fatal(err)
 	}
 	u.Username, u.Password = testserver.DefaultUsername, testserver.DefaultPassword
-	a, err := ice.NewAgent(&ice.AgentConfig{
-		NetworkTypes:     []ice.NetworkType{ice.NetworkTypeUDP4},
-		CandidateTypes:   []ice.CandidateType{ice.CandidateTypeRelay},
-		Urls:             []*stun.URI{u},
-		IncludeLoopback:  true,
-		IPFilter:         func(ip net.IP) bool { return ip.IsLoopback() },
-		MulticastDNSMode: ice.MulticastDNSModeDisabled,
-	})
+	a, err := ice.NewAgentWithOptions(
+		ice.WithNetworkTypes([]ice.NetworkType{ice.NetworkTypeUDP4}),
+		ice.WithCandidateTypes([]ice.CandidateType{ice.CandidateTypeRelay}),
+		ice.WithUrls([]*stun.URI{u}),
+		ice.WithIncludeLoopback(),
+		ice.WithIPFilter(func(ip net.IP) bool { return ip.IsLoopback() }),
+		ice.WithMulticastDNSMode(ice.MulticastDNSModeDisabled),
+	)
 	if err != nil {
 		t.Fatal(err)
 	}
