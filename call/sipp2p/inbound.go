@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -69,6 +70,14 @@ func (e *Endpoint) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		return
 	}
+	// CANCEL (RFC 3261 §9.2): sipgo answers it and the INVITE 487; the
+	// transaction itself lingers for its timers, so the call ends on the
+	// CANCEL, not on the transaction's end.
+	canceled := make(chan struct{})
+	var cancelOnce sync.Once
+	if !tx.OnCancel(func(*sip.Request) { cancelOnce.Do(func() { close(canceled) }) }) {
+		cancelOnce.Do(func() { close(canceled) })
+	}
 	defer func() {
 		d.markFinal()
 		d.mu.Lock()
@@ -125,8 +134,10 @@ func (e *Endpoint) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	select {
 	case <-d.final:
 	case <-c.Done():
+	case <-canceled:
+		c.RemoteHangup(call.Reason{Kind: call.Canceled, Code: 487, Text: "caller canceled"})
 	case <-tx.Done():
-		// CANCEL (sipgo answered 487) or a transport failure.
+		// A transport failure (or the CANCEL, once its timers ran).
 		c.RemoteHangup(call.Reason{Kind: call.Canceled, Code: 487, Text: "caller canceled"})
 	case <-timer.C:
 		kind := call.Unavailable
