@@ -33,7 +33,12 @@ func TestRelayWriteZeroAllocs(t *testing.T) {
 	ts.peers.Store(&peers)
 	pkt := rtpPacket(1, 182)
 	for _, channel := range []bool{false, true} {
-		bound.bound.Store(channel)
+		bound.ready.Store(true)
+		if !channel {
+			bound.ch = 0 // no channel number: Send indications
+		} else {
+			bound.ch = channelFirst
+		}
 		for range 100 { // warm the pool
 			if _, err := f.relayWrite(pkt, dst); err != nil {
 				t.Fatal(err)

@@ -18,16 +18,17 @@ import (
 // Permissions, channels and the relay's send path.
 //
 // Every peer the flow sends to through the relay (the active destination,
-// WriteTo targets, ICE) gets a channel (RFC 8656 §12): a ChannelBind
-// request, which also installs the permission for the peer's IP, is sent in
-// the background and refreshed every permRefresh while the peer is in use
+// WriteTo targets) gets a channel (RFC 8656 §12): a ChannelBind request,
+// which also installs the permission for the peer's IP, is sent in the
+// background and refreshed every permRefresh while the peer is in use
 // (channels live 10 minutes, permissions 5). Media to a peer goes as
-// ChannelData once its channel is bound and as a Send indication before
-// that; no write ever waits for a control transaction. A refused or
+// ChannelData once its channel is bound; up to maxPending packets written
+// before that are kept and sent when it is (the server would drop them
+// without a permission); no write ever waits for a control transaction. A refused or
 // unanswered ChannelBind is reported through OnEvent as an *Error matching
 // ErrPermissionFailed (and ErrPermissionDenied when refused), naming the
-// peer; writes to that peer then fail with the same error until a later
-// refresh succeeds.
+// peer; if the permission was never made, writes to that peer then fail
+// with the same error until a later attempt (every permRefresh) succeeds.
 //
 // For the ICE agent (flow/ice*.go) two internal calls work without waiting:
 // relayPermit(ip, done) creates and keeps refreshing a permission for ip
@@ -53,11 +54,19 @@ const (
 // peer is a transport address the relay sends to.
 type peer struct {
 	addr  netip.AddrPort
-	ch    uint16 // 0: no channel number left, Send indications only
-	bound atomic.Bool
+	ch    uint16      // 0: no channel number left, Send indications only
+	ready atomic.Bool // the permission (and channel) is in place
 	used  atomic.Bool
 	err   atomic.Pointer[Error] // the last permission failure, nil after a success
+
+	qmu     sync.Mutex
+	pending [][]byte // written before ready; sent when it is, dropped on failure
 }
+
+// maxPending bounds the packets kept for a peer whose permission is being
+// made (a DTLS ClientHello or the first RTP packets would otherwise be lost
+// at the server, and DTLS retransmits only after a second).
+const maxPending = 16
 
 // permit is a permission the ICE agent asked for.
 type permit struct {
@@ -189,14 +198,15 @@ func (t *turnState) bindLoop(p *peer) {
 		if err != nil {
 			first := p.err.Load() == nil
 			p.err.Store(err)
+			p.qmu.Lock()
+			p.pending = nil
+			p.qmu.Unlock()
 			if first {
 				f.fail(err)
 			}
 		} else {
 			p.err.Store(nil)
-			if p.ch != 0 {
-				p.bound.Store(true)
-			}
+			t.flushPending(p)
 		}
 		timer.Reset(permRefresh)
 		select {
@@ -209,6 +219,28 @@ func (t *turnState) bindLoop(p *peer) {
 			return
 		}
 	}
+}
+
+// flushPending marks p ready and sends what was written before, in order;
+// a writer waits for the lock meanwhile (a few sends, no transaction).
+func (t *turnState) flushPending(p *peer) {
+	p.qmu.Lock()
+	defer p.qmu.Unlock()
+	for _, b := range p.pending {
+		if err := t.sendReady(p, b); err != nil {
+			break
+		}
+	}
+	p.pending = nil
+	p.ready.Store(true)
+}
+
+// sendReady sends b to a peer whose permission is in place.
+func (t *turnState) sendReady(p *peer, b []byte) error {
+	if p.ch != 0 {
+		return t.sendChannelData(p.ch, b, p.addr)
+	}
+	return t.sendIndication(p.addr, b)
 }
 
 // permission runs one ChannelBind or CreatePermission transaction for the
@@ -315,7 +347,7 @@ func (f *Flow) relaySend(b []byte, peer netip.AddrPort) error {
 		return e
 	}
 	var err error
-	if p := (*t.peers.Load())[peer]; p != nil && p.bound.Load() {
+	if p := (*t.peers.Load())[peer]; p != nil && p.ready.Load() && p.ch != 0 {
 		err = t.sendChannelData(p.ch, b, peer)
 	} else {
 		err = t.sendIndication(peer, b)
@@ -349,12 +381,18 @@ func (f *Flow) relayWrite(b []byte, dst netip.AddrPort) (int, error) {
 	if !p.used.Load() {
 		p.used.Store(true)
 	}
-	if p.bound.Load() {
-		err = t.sendChannelData(p.ch, b, dst)
+	if p.ready.Load() {
+		err = t.sendReady(p, b)
 	} else if e := p.err.Load(); e != nil {
 		return 0, e
 	} else {
-		err = t.sendIndication(dst, b)
+		p.qmu.Lock()
+		if p.ready.Load() { // flushed meanwhile
+			err = t.sendReady(p, b)
+		} else if len(p.pending) < maxPending {
+			p.pending = append(p.pending, append([]byte(nil), b...))
+		}
+		p.qmu.Unlock()
 	}
 	if err != nil {
 		return 0, t.writeErr(err)

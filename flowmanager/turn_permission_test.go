@@ -53,3 +53,43 @@ func TestTURNPermissionTimeout(t *testing.T) {
 		}
 	})
 }
+
+// Packets written before the permission exists are kept and sent once it
+// does, in order (a DTLS ClientHello or the first RTP packets are not lost
+// at the server, which drops what it has no permission for).
+func TestTURNWritesBeforePermissionDelivered(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := memnet.New()
+		srv, _ := startMemTURN(t, n, 0)
+		defer srv.Close()
+		m := memnetManager(t, n)
+		a, _ := memStream(t, m, memNAT(0))
+		defer a.Close()
+		b, _ := memStream(t, m, memNAT(0))
+		defer b.Close()
+		ra, rb := a.RTP().RelayTuple().Addr, b.RTP().RelayTuple().Addr
+		if err := b.RTP().SetActiveDestination(ra); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // b's permission for a is in place
+		if err := a.RTP().SetActiveDestination(rb); err != nil {
+			t.Fatal(err)
+		}
+		var sent [][]byte
+		for i := range 3 { // at once: a's ChannelBind is still in flight
+			p := rtpPacket(uint16(i), 100+i)
+			sent = append(sent, p)
+			if _, err := a.RTP().Write(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		buf := make([]byte, 2048)
+		for i, want := range sent {
+			b.RTP().SetReadDeadline(time.Now().Add(time.Second))
+			n, from, err := b.RTP().ReadFromAddrPort(buf)
+			if err != nil || from != ra || string(buf[:n]) != string(want) {
+				t.Fatalf("packet %d: %d bytes from %v, %v", i, n, from, err)
+			}
+		}
+	})
+}
