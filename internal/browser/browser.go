@@ -22,7 +22,7 @@
 //	}
 //
 // Isolate re-runs the calling test in the same test binary under `unshare
-// --net` (it needs root and util-linux's unshare), with the loopback
+// --net` (util-linux's unshare), with the loopback
 // interface up and no other interface, so the browser can reach nothing but
 // the test. Chromium runs with --headless --no-sandbox --disable-gpu
 // --disable-quic --no-first-run --disable-background-networking
@@ -30,7 +30,8 @@
 // --allow-loopback-in-peer-connection --use-fake-device-for-media-stream
 // --use-fake-ui-for-media-stream and a fresh --user-data-dir.
 //
-// When chromium, unshare or root is missing the test is skipped with the
+// Without root it adds --map-root-user (an unprivileged user namespace).
+// When chromium or unshare is missing the test is skipped with the
 // reason, except under CI=true, where it fails.
 //
 // Concurrency: a Page's Send and Recv may be called from any goroutine; Close
@@ -113,8 +114,12 @@ func Isolate(t *testing.T) bool {
 			skip(t, tool+" is not installed")
 		}
 	}
+	args := []string{"--net"}
 	if os.Geteuid() != 0 {
-		skip(t, "a network namespace needs root")
+		// Not root: a user namespace maps us to root inside, which may
+		// create the network namespace (when the kernel allows
+		// unprivileged user namespaces).
+		args = append(args, "--map-root-user")
 	}
 	exe, err := os.Executable()
 	if err != nil {
@@ -130,9 +135,9 @@ func Isolate(t *testing.T) bool {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "unshare", "--net", "--", exe,
+	cmd := exec.CommandContext(ctx, "unshare", append(args, "--", exe,
 		"-test.run", strings.Join(pat, "/"), "-test.count=1", "-test.v",
-		"-test.timeout", (timeout - time.Second).String())
+		"-test.timeout", (timeout-time.Second).String())...)
 	cmd.Env = append(os.Environ(), EnvNetNS+"=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.CombinedOutput()
