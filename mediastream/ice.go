@@ -105,6 +105,14 @@ func (s *Stream) LocalCandidates() []flow.Candidate {
 // iceSelected delivers flow.EventICESelected to an ICEHandler; the stream's
 // flow event dispatch calls it.
 func (s *Stream) iceSelected(ev flow.Event) {
+	// A new selected pair ends an ICE failure (consent lost, ICE failed):
+	// an ICE restart recovered the path.
+	s.mu.Lock()
+	if s.failed != nil && (errors.Is(s.failed, flow.ErrConsentLost) || errors.Is(s.failed, flow.ErrICEFailed)) {
+		s.failed = nil
+		s.failCh = make(chan struct{})
+	}
+	s.mu.Unlock()
 	ih, ok := s.h.(ICEHandler)
 	if !ok {
 		return
