@@ -42,6 +42,9 @@ const browserPage = `<!doctype html><html><body><script src="/harness.js"></scri
       const s2 = await navigator.mediaDevices.getUserMedia({audio: true});
       pc.addTrack(s2.getTracks()[0], s2);
       await offer();
+    } else if (m.type === 'restart') {
+      pc.restartIce();
+      await offer();
     } else if (m.type === 'close') {
       pc.close();
       sendToTest({type: 'closed'});
@@ -209,7 +212,8 @@ func received(c *Call, d time.Duration) int {
 // gathering (no candidates, a=setup:actpass) to an agent configured for
 // nothing in particular; the answer follows the offer (DTLS-SRTP, ICE,
 // rtcp-mux, BUNDLE); audio flows both ways at a level the browser decodes;
-// a re-offer adding a track keeps the browser sending; pc.close() ends the
+// a re-offer adding a track keeps the browser sending; an ICE restart keeps
+// the DTLS association and media both ways; pc.close() ends the
 // call with MediaLost. Then, with a full ICE agent, the browser killed ends
 // the call with MediaLost (consent lost) within the consent timeout.
 func TestChromium(t *testing.T) {
@@ -285,6 +289,26 @@ func chromiumCall(t *testing.T, ctx context.Context, a *Agent, full bool) {
 		after := bc.stats(ctx)
 		if after.TX <= before.TX || after.State != "connected" {
 			t.Fatalf("after the re-offer Chromium sent %d -> %d packets, state %s", before.TX, after.TX, after.State)
+		}
+
+		// An ICE restart (new ufrag and pwd, same fingerprint): new ICE
+		// credentials in our answer, the DTLS association and keys kept.
+		gen := c.Media().dtlsGeneration()
+		bc.send(map[string]string{"type": "restart"})
+		ans, err = c.RemoteOffer(ctx, []byte(bc.next(ctx, "offer").SDP))
+		if err != nil {
+			t.Fatal(err)
+		}
+		bc.send(map[string]string{"type": "answer", "sdp": string(ans)})
+		bc.next(ctx, "applied")
+		before = bc.stats(ctx)
+		if n := received(c, time.Second); n < 10 {
+			t.Fatalf("after the ICE restart, %d RTP packets from Chromium in 1 s", n)
+		}
+		after = bc.stats(ctx)
+		if after.RX <= before.RX || after.State != "connected" || c.Media().dtlsGeneration() != gen {
+			t.Fatalf("after the ICE restart Chromium received %d -> %d packets, state %s, DTLS restarted %v",
+				before.RX, after.RX, after.State, c.Media().dtlsGeneration() != gen)
 		}
 		start = time.Now()
 		bc.send(map[string]string{"type": "close"})
