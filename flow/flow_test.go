@@ -206,6 +206,34 @@ func TestReadFromSource(t *testing.T) {
 	}
 }
 
+// isFlowError fails t unless err is an *Error matching want.
+func isFlowError(t *testing.T, err, want error) {
+	t.Helper()
+	var fe *Error
+	if !errors.As(err, &fe) || !errors.Is(err, want) {
+		t.Fatalf("error %v (%T), want an *Error matching %v", err, err, want)
+	}
+}
+
+// Every write error is an *Error matching a sentinel, in every state.
+func TestWriteErrorsTyped(t *testing.T) {
+	leak.Check(t)
+	a := newFlow(t, loop4, Config{Secure: true})
+	_, err := a.Write([]byte{0x80, 0})
+	isFlowError(t, err, ErrNoDestination)
+	_, err = a.WriteToAddrPort(rtpPacket(1, 60), netip.MustParseAddrPort("127.0.0.1:9"))
+	isFlowError(t, err, ErrNotSecure)
+	_, err = a.WriteToAddrPort(make([]byte, MaxPacketSize+1), netip.MustParseAddrPort("127.0.0.1:9"))
+	isFlowError(t, err, ErrPacketTooLarge)
+	_, err = a.WriteTo([]byte{1}, &net.IPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	isFlowError(t, err, ErrInvalidAddress)
+	a.Close()
+	_, err = a.Write([]byte{1})
+	isFlowError(t, err, net.ErrClosed)
+	_, err = a.WriteToAddrPort([]byte{1}, netip.MustParseAddrPort("127.0.0.1:9"))
+	isFlowError(t, err, ErrClosed)
+}
+
 func TestWriteErrors(t *testing.T) {
 	leak.Check(t)
 	a := newFlow(t, loop4, Config{})

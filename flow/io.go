@@ -133,22 +133,40 @@ func (f *Flow) SetDeadline(t time.Time) error {
 }
 
 // Write sends p to the active destination.
+// Like every write method it returns *Error values matching this package's
+// sentinels (and net.ErrClosed once the flow is closed).
 func (f *Flow) Write(p []byte) (int, error) {
 	if f.closed.Load() {
-		return 0, ErrClosed
+		return 0, f.writeErr(ErrClosed)
 	}
 	dst := f.dst.Load().ap
 	if !dst.IsValid() {
-		return 0, ErrNoDestination
+		return 0, f.writeErr(ErrNoDestination)
 	}
 	return f.WriteToAddrPort(p, dst)
+}
+
+// writeErr returns err as an *Error of a write: as it is when it is one
+// already; a socket error that matches no sentinel of ours also matches
+// ErrSocket.
+func (f *Flow) writeErr(err error) error {
+	var fe *Error
+	if errors.As(err, &fe) {
+		return err
+	}
+	for _, known := range []error{ErrClosed, ErrNoDestination, ErrPacketTooLarge, ErrInvalidAddress, ErrNotSecure} {
+		if errors.Is(err, known) {
+			return &Error{f.cfg.Component, "write", err}
+		}
+	}
+	return &Error{f.cfg.Component, "write", errors.Join(ErrSocket, err)}
 }
 
 // WriteTo sends p to addr (net.PacketConn). addr must be a *net.UDPAddr or print as ip:port.
 func (f *Flow) WriteTo(p []byte, addr net.Addr) (int, error) {
 	ap, ok := addrPortOf(addr)
 	if !ok {
-		return 0, ErrInvalidAddress
+		return 0, f.writeErr(ErrInvalidAddress)
 	}
 	return f.WriteToAddrPort(p, ap)
 }
@@ -157,20 +175,20 @@ func (f *Flow) WriteTo(p []byte, addr net.Addr) (int, error) {
 // protected once keys are set. It never allocates on the steady-state path.
 func (f *Flow) WriteToAddrPort(p []byte, dst netip.AddrPort) (int, error) {
 	if f.closed.Load() {
-		return 0, ErrClosed
+		return 0, f.writeErr(ErrClosed)
 	}
 	if len(p) > MaxPacketSize {
-		return 0, ErrPacketTooLarge
+		return 0, f.writeErr(ErrPacketTooLarge)
 	}
 	if !dst.IsValid() || dst.Port() == 0 {
-		return 0, ErrInvalidAddress
+		return 0, f.writeErr(ErrInvalidAddress)
 	}
 	dst = unmap(dst)
 	if _, err := f.send(p, dst); err != nil {
 		if f.closed.Load() || errors.Is(err, net.ErrClosed) {
-			return 0, ErrClosed
+			return 0, f.writeErr(ErrClosed)
 		}
-		return 0, err
+		return 0, f.writeErr(err)
 	}
 	f.stats.packetsOut.Add(1)
 	f.stats.bytesOut.Add(uint64(len(p)))

@@ -133,13 +133,17 @@ func (f *Flow) deliver(pkt *packet, kind demux.Kind) bool {
 		f.stats.bytesIn.Add(uint64(pkt.n))
 		return true
 	}
-	n := uint64(pkt.n) // pkt belongs to the reader of the queue once sent
+	// Counted before the packet is queued: its reader may look at the
+	// counters as soon as it has it. pkt belongs to that reader once sent.
+	n := uint64(pkt.n)
+	f.stats.packetsIn.Add(1)
+	f.stats.bytesIn.Add(n)
 	select {
 	case f.queue <- pkt:
-		f.stats.packetsIn.Add(1)
-		f.stats.bytesIn.Add(n)
 		return true
 	default:
+		f.stats.packetsIn.Add(^uint64(0))
+		f.stats.bytesIn.Add(-n)
 		f.stats.dropped[DropQueueFull].Add(1)
 		return false
 	}
