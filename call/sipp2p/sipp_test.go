@@ -164,7 +164,9 @@ func TestSippUAS(t *testing.T) {
 			if tc.tr == TCP {
 				scenario = "uas_reack.xml"
 			}
-			cmd := sippCmd(ctx, t, bin, scenario, tc.tr, port, freePort(t, "udp"), sippKeys(tc.sdes))
+			keys := sippKeys(tc.sdes)
+			keys["contact"] = fmt.Sprintf("sip:sipp@127.0.0.1:%d;transport=%s", port, tc.tr)
+			cmd := sippCmd(ctx, t, bin, scenario, tc.tr, port, freePort(t, "udp"), keys)
 			var out bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &out, &out
 			if err := cmd.Start(); err != nil {
