@@ -90,7 +90,9 @@ func TestSippTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	writePEM(t, filepath.Join(dir, "key.pem"), "EC PRIVATE KEY", kder)
-	tlsConf := func() *TLSConfig { return &TLSConfig{Certificate: ca.leaf(t, loopback, time.Now().Add(time.Hour)), RootCAs: ca.pool} }
+	tlsConf := func() *TLSConfig {
+		return &TLSConfig{Certificate: ca.leaf(t, loopback, time.Now().Add(time.Hour)), RootCAs: ca.pool}
+	}
 
 	t.Run("uac", func(t *testing.T) {
 		leak.Check(t)
