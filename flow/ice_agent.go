@@ -272,12 +272,12 @@ func (a *iceState) gatherLocked() {
 	}
 	refl := f.ReflexiveTuple()
 	if f.conn != nil && refl.Addr.IsValid() && refl.Addr != base && !known(CandidateServerReflexive, refl.Addr) {
-		a.signalled = append(a.signalled, Candidate{Foundation: foundation(CandidateServerReflexive, base.Addr(), f.server.Addr()),
+		a.signalled = append(a.signalled, Candidate{Foundation: foundation(CandidateServerReflexive, base.Addr(), f.natServer().Addr()),
 			Component: comp, Priority: candidatePriority(CandidateServerReflexive, 65535, comp), Addr: refl.Addr,
 			Type: CandidateServerReflexive, Related: base})
 	}
 	if rt := f.RelayTuple(); rt.Addr.IsValid() && !known(CandidateRelay, rt.Addr) {
-		add(&localCand{Candidate: Candidate{Foundation: foundation(CandidateRelay, f.server.Addr(), f.server.Addr()),
+		add(&localCand{Candidate: Candidate{Foundation: foundation(CandidateRelay, f.natServer().Addr(), f.natServer().Addr()),
 			Component: comp, Priority: candidatePriority(CandidateRelay, 65535, comp), Addr: rt.Addr,
 			Type: CandidateRelay, Related: refl.Addr}, path: pathRelay})
 	}
