@@ -50,12 +50,13 @@ const browserPage = `<!doctype html><html><body><script src="/harness.js"></scri
       sendToTest({type: 'closed'});
     } else if (m.type === 'stats') {
       const s = await pc.getStats();
-      let rx = 0, tx = 0, level = 0;
+      let rx = 0, tx = 0, level = 0, rtt = 0;
       s.forEach(r => {
+        if (r.type === 'remote-inbound-rtp' && r.kind === 'audio' && r.roundTripTime) rtt = r.roundTripTime;
         if (r.type === 'inbound-rtp' && r.kind === 'audio') { rx += r.packetsReceived; level = Math.max(level, r.audioLevel || 0, r.totalAudioEnergy > 0 ? 1e-6 : 0); }
         if (r.type === 'outbound-rtp' && r.kind === 'audio') tx += r.packetsSent;
       });
-      sendToTest({type: 'stats', rx: rx, tx: tx, level: level, state: pc.connectionState});
+      sendToTest({type: 'stats', rx: rx, tx: tx, level: level, rtt: rtt, state: pc.connectionState});
     }
   }
 })().catch(e => sendToTest({type: 'error', error: String(e)}));
@@ -68,6 +69,7 @@ type pageMsg struct {
 	RX    int     `json:"rx"`
 	TX    int     `json:"tx"`
 	Level float64 `json:"level"`
+	RTT   float64 `json:"rtt"`
 	State string  `json:"state,omitempty"`
 }
 
@@ -166,7 +168,7 @@ func muLaw(s int16) byte {
 
 // sendTone sends PCMU from the call every 20 ms until stop is closed or the
 // call ends.
-func sendTone(c *Call, stop <-chan struct{}, wg *sync.WaitGroup) {
+func sendTone(c *Call, rep *Reporter, stop <-chan struct{}, wg *sync.WaitGroup) {
 	wg.Go(func() {
 		payload := tone()
 		tick := time.NewTicker(20 * time.Millisecond)
@@ -178,7 +180,9 @@ func sendTone(c *Call, stop <-chan struct{}, wg *sync.WaitGroup) {
 		for seq := uint16(0); ; seq++ {
 			binary.BigEndian.PutUint16(pkt[2:], seq)
 			binary.BigEndian.PutUint32(pkt[4:], uint32(seq)*160)
-			_, _ = c.Stream().RTP().Write(pkt)
+			if _, err := c.Stream().RTP().Write(pkt); err == nil {
+				rep.Sent(pkt)
+			}
 			select {
 			case <-stop:
 				return
@@ -190,8 +194,9 @@ func sendTone(c *Call, stop <-chan struct{}, wg *sync.WaitGroup) {
 	})
 }
 
-// received counts the RTP packets the call reads within d.
-func received(c *Call, d time.Duration) int {
+// received counts the RTP packets the call reads within d, handing every
+// packet to rep.
+func received(c *Call, rep *Reporter, d time.Duration) int {
 	buf := make([]byte, 1500)
 	f := c.Stream().RTP()
 	defer f.SetReadDeadline(time.Time{})
@@ -202,6 +207,7 @@ func received(c *Call, d time.Duration) int {
 		if err != nil {
 			return n
 		}
+		rep.Received(buf[:m])
 		if m >= 12 && buf[0]>>6 == 2 && buf[1]&0x7f < 64 {
 			n++
 		}
@@ -212,7 +218,8 @@ func received(c *Call, d time.Duration) int {
 // gathering (no candidates, a=setup:actpass) to an agent configured for
 // nothing in particular; the answer follows the offer (DTLS-SRTP, ICE,
 // rtcp-mux, BUNDLE); audio flows both ways at a level the browser decodes;
-// a re-offer adding a track keeps the browser sending; an ICE restart keeps
+// RTCP reports (Reporter) give both sides a round-trip time; a re-offer
+// adding a track keeps the browser sending; an ICE restart keeps
 // the DTLS association and media both ways; pc.close() ends the
 // call with MediaLost. Then, with a full ICE agent, the browser killed ends
 // the call with MediaLost (consent lost) within the consent timeout.
@@ -253,15 +260,20 @@ func chromiumCall(t *testing.T, ctx context.Context, a *Agent, full bool) {
 	}
 	bc.send(map[string]string{"type": "answer", "sdp": string(<-sig.answer)})
 	bc.next(ctx, "applied")
+	rep, err := NewReporter(c.Stream(), ReporterConfig{SSRC: 0x0badcafe, ClockRate: 8000, Interval: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rep.Close()
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	defer func() { close(stop); wg.Wait() }()
-	sendTone(c, stop, &wg)
+	sendTone(c, rep, stop, &wg)
 	var st pageMsg
 	for st = bc.stats(ctx); st.RX == 0; st = bc.stats(ctx) { // bounded by ctx
 	}
 	t.Logf("full ICE %v: offer to first RTP received by Chromium: %v", full, time.Since(start))
-	if n := received(c, time.Second); n < 10 {
+	if n := received(c, rep, time.Second); n < 10 {
 		t.Fatalf("%d RTP packets from Chromium in 1 s", n)
 	}
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
@@ -271,6 +283,20 @@ func chromiumCall(t *testing.T, ctx context.Context, a *Agent, full bool) {
 	}
 	if st.Level < 0.01 {
 		t.Errorf("audio level at Chromium %v", st.Level)
+	}
+	if !full {
+		// RTCP both ways: Chromium computes its RTT from our receiver
+		// reports, we ours from its reports on our RTP.
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
+			received(c, rep, 200*time.Millisecond)
+			if st = bc.stats(ctx); st.RTT > 0 && rep.Stats().RTT > 0 {
+				break
+			}
+		}
+		t.Logf("RTT at Chromium %.1f ms, at the call %v; reception %+v", st.RTT*1000, rep.Stats().RTT, rep.Stats())
+		if st.RTT <= 0 || rep.Stats().RTT <= 0 {
+			t.Errorf("no RTT from the RTCP reports: Chromium %v, call %v", st.RTT, rep.Stats().RTT)
+		}
 	}
 
 	if !full {
@@ -283,7 +309,7 @@ func chromiumCall(t *testing.T, ctx context.Context, a *Agent, full bool) {
 		bc.send(map[string]string{"type": "answer", "sdp": string(ans)})
 		bc.next(ctx, "applied")
 		before := bc.stats(ctx)
-		if n := received(c, time.Second); n < 10 {
+		if n := received(c, rep, time.Second); n < 10 {
 			t.Fatalf("after the re-offer, %d RTP packets from Chromium in 1 s", n)
 		}
 		after := bc.stats(ctx)
@@ -302,7 +328,7 @@ func chromiumCall(t *testing.T, ctx context.Context, a *Agent, full bool) {
 		bc.send(map[string]string{"type": "answer", "sdp": string(ans)})
 		bc.next(ctx, "applied")
 		before = bc.stats(ctx)
-		if n := received(c, time.Second); n < 10 {
+		if n := received(c, rep, time.Second); n < 10 {
 			t.Fatalf("after the ICE restart, %d RTP packets from Chromium in 1 s", n)
 		}
 		after = bc.stats(ctx)
