@@ -324,3 +324,73 @@ func openFDs() int {
 	}
 	return len(es)
 }
+
+// TestInviteFloodAccepted: the application accepts every call but the 200s
+// are never acknowledged: at most MaxCalls calls hold media, each ends
+// after 64*T1 with a BYE, and everything is released.
+func TestInviteFloodAccepted(t *testing.T) {
+	leak.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const maxCalls, t1 = 8, 10 * time.Millisecond
+	b := newEP(t, Config{MaxCalls: maxCalls, T1: t1, T2: 40 * time.Millisecond}, call.MediaConfig{})
+	a, err := b.StartListening(ctx, UDP, netipLoopback0())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan call.Reason, 2*maxCalls)
+	go func() {
+		for {
+			select {
+			case c := <-b.incoming:
+				go func() {
+					if err := c.Accept(ctx); err == nil {
+						t.Error("Accept without ACK succeeded")
+					}
+					ended <- waitDone(t, ctx, c)
+				}()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	g0, f0 := runtime.NumGoroutine(), openFDs()
+	r := newRaw(t, a)
+	const n = 190
+	start := time.Now()
+	for i := range n {
+		d := dlg{callID: fmt.Sprintf("aflood-%03d@raw", i), ftag: fmt.Sprint("a", i), seq: 1}
+		r.send(r.request("INVITE", d, r.sdp(40000+2*i, ""), ""))
+	}
+	seen := map[string]int{}
+	codes := map[int]int{}
+	byes, peakG, peakF := 0, 0, 0
+	for {
+		m := r.read(3 * time.Second)
+		if m == nil {
+			break
+		}
+		peakG, peakF = max(peakG, runtime.NumGoroutine()), max(peakF, openFDs())
+		switch m := m.(type) {
+		case *sip.Response:
+			if m.StatusCode >= 200 && seen[m.CallID().Value()] == 0 {
+				seen[m.CallID().Value()] = m.StatusCode
+				codes[m.StatusCode]++
+			}
+		case *sip.Request:
+			if m.Method == sip.BYE {
+				byes++
+			}
+		}
+	}
+	for range codes[200] {
+		if r := <-ended; r.Code != 408 {
+			t.Errorf("unacknowledged call ended with %v", r)
+		}
+	}
+	t.Logf("responses %v, BYEs (with retransmissions) %d, last call ended %v after the flood; goroutines %d before, peak %d; fds %d before, peak %d",
+		codes, byes, time.Since(start), g0, peakG, f0, peakF)
+	if codes[200] == 0 || codes[200] > maxCalls || byes < codes[200] || codes[200]+codes[503] < n*9/10 {
+		t.Errorf("responses %v, BYEs %d", codes, byes)
+	}
+}

@@ -232,7 +232,15 @@ func (d *dialog) SendAnswer(ctx context.Context, answer []byte) error {
 	if !d.e.spawn(func() { d.retransmit(d.invTx, res, d.initialSeq, ack, acked) }) {
 		return ErrClosed
 	}
+	var ended <-chan struct{}
+	if c := d.callRef(); c != nil {
+		ended = c.Done() // no ACK within 64*T1 ends the call
+	}
 	select {
+	case <-ended:
+		return call.ErrClosed
+	case <-d.e.closing:
+		return ErrClosed
 	case <-acked:
 		if d.offerless {
 			d.mu.Lock()

@@ -30,6 +30,7 @@ func newRaw(t testing.TB, to netip.AddrPort) *rawUA {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
+	c.SetReadBuffer(4 << 20) // floods: keep what the endpoint answers
 	return &rawUA{t: t, conn: c, to: to, seq: 100}
 }
 
