@@ -11,6 +11,7 @@ import (
 
 	"github.com/reflow-go/reflow/call/sdpx"
 	"github.com/reflow-go/reflow/internal/leak"
+	"github.com/reflow-go/reflow/mediastream"
 	"github.com/reflow-go/reflow/srtp"
 )
 
@@ -39,6 +40,12 @@ func TestCallModes(t *testing.T) {
 			}
 			if tc.sec == sdpx.SDES && st.Suite != srtp.AESCM128HMACSHA1_80 {
 				t.Errorf("suite %v", st.Suite)
+			}
+			// Both streams are made for the negotiated protection: a
+			// secured one never carries clear media.
+			want := map[sdpx.Security]mediastream.Security{sdpx.Plain: mediastream.Plain, sdpx.SDES: mediastream.SDES, sdpx.DTLS: mediastream.DTLS}[tc.sec]
+			if a, b := ca.Stream().Config().Security, cb.Stream().Config().Security; a != want || b != want {
+				t.Errorf("streams made for %v / %v, want %v", a, b, want)
 			}
 			bothWays(t, ca, cb)
 			sa, sb := ca.Stream(), cb.Stream()
