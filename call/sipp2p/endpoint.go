@@ -74,7 +74,11 @@ func New(cfg Config) (*Endpoint, error) {
 	opts := []sipgo.UserAgentOption{
 		sipgo.WithUserAgent(cfg.UserAgent),
 		sipgo.WithUserAgentHostname(u.Host),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerTerminateOnConnClose(), sip.WithTransactionLayerLogger(slog),
+		// Not sip.WithTransactionLayerTerminateOnConnClose: in sipgo v1.7.2 a
+		// connection closing while a client transaction is being set up
+		// makes it spin an uninitialised state machine and crash the
+		// process; uacLoop watches the connection instead.
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(slog),
 			sip.WithTransactionLayerUnhandledResponseHandler(e.onStrayResponse)),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(slog), sip.WithTransportLayerReadFilter(e.readFilter)),
 	}

@@ -28,6 +28,10 @@ var (
 	ErrTimeout = errors.New("sipp2p: no response")
 )
 
+// errConnClosed is the cause of a *ConnectionError when the peer closed
+// the connection a request was waiting on.
+var errConnClosed = fmt.Errorf("connection closed by the peer: %w", net.ErrClosed)
+
 // ConnectionError is a failure to reach the peer that is not a TLS failure:
 // the connection was refused, could not be made, broke, or the peer never
 // answered. Match it with errors.As; errors.Is(err, ErrTimeout) tells a

@@ -211,10 +211,35 @@ func (d *dialog) uacLoop(tx sip.ClientTransaction) {
 		ct := time.NewTimer(64 * e.cfg.T1)
 		canceled = ct.C
 	}
+	// Over TCP and TLS a connection the peer closes ends the INVITE at once
+	// (a TLS 1.3 server refuses our certificate that way) rather than after
+	// Timer B.
+	var connCheck <-chan time.Time
+	var conn sip.Connection
+	if ct, ok := tx.(*sip.ClientTx); ok && d.t != UDP {
+		conn = ct.Connection()
+		tk := time.NewTicker(50 * time.Millisecond)
+		defer tk.Stop()
+		connCheck = tk.C
+	}
+	fail := func(err error) {
+		if c := d.callRef(); !d.markFirst(err) && c != nil {
+			r := call.Reason{Kind: call.SignalingFailed, Text: "INVITE failed", Err: e.transportError(context.Background(), d.t, d.invReq, err)}
+			if errors.Is(err, sip.ErrTransactionTimeout) {
+				r = call.Reason{Kind: call.Unavailable, Code: 408, Text: phrase(408), Err: err}
+			}
+			c.RemoteHangup(r)
+		}
+	}
 	for {
 		select {
 		case res := <-tx.Responses():
 			if d.onResponse(res, stop == nil) {
+				return
+			}
+		case <-connCheck:
+			if conn != nil && conn.Ref(0) <= 0 {
+				fail(errConnClosed)
 				return
 			}
 		case <-tx.Done():
