@@ -70,6 +70,8 @@
 //   - Call.RemoteOffer(ctx, offer) -> answer: a re-offer from the peer; a
 //     crossing offer gives a Glare Reason (491).
 //   - Call.RemoteHangup(reason): the peer ended the call or the signalling was lost.
+//   - Call.RemoteCandidate, Call.RemoteEndOfCandidates: ICE candidates the
+//     peer trickled (full ICE).
 //
 // A binding whose protocol has no "request pending" status can refuse a
 // crossing offer the same way (RemoteOffer returns the Glare Reason; report
@@ -101,8 +103,10 @@
 // candidates work), is the controlling agent on the calls it places, and
 // keeps consent freshness (RFC 7675) on the selected pair, so a peer that
 // vanishes without a word ends the call with MediaLost within
-// flow.ConsentTimeout. Candidates trickled after the SDP (RFC 8838) have no
-// Signaling method yet.
+// flow.ConsentTimeout. Candidates the peer trickles after its description
+// (RFC 8838) are given to the call with Call.RemoteCandidate and
+// Call.RemoteEndOfCandidates (kept until the agent starts); ours are all in
+// our description, followed by a=end-of-candidates.
 //
 // The core calls sig.SendRinging, SendAnswer (initial answer), SendReject
 // (refusing an unanswered incoming call) and SendHangup (CANCEL or BYE) on the

@@ -502,4 +502,14 @@ func TestFullICE(t *testing.T) {
 	if !ca.Stream().RTP().ICEControlling() || cb.Stream().RTP().ICEControlling() {
 		t.Error("the caller is not the controlling agent")
 	}
+	// Trickled candidates: a bad one is refused, a good one and the end taken.
+	if err := ca.RemoteCandidate("candidate:1 1 udp"); !errors.Is(err, sdpx.ErrMalformed) {
+		t.Errorf("malformed trickled candidate: %v", err)
+	}
+	if err := ca.RemoteCandidate("candidate:1 1 UDP 2130706431 127.0.0.1 9 typ host"); err != nil {
+		t.Errorf("trickled candidate: %v", err)
+	}
+	if err := ca.RemoteEndOfCandidates(); err != nil {
+		t.Errorf("end of candidates: %v", err)
+	}
 }

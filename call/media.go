@@ -28,13 +28,15 @@ type Media struct {
 	tlsID string // our a=tls-id (RFC 8842): one DTLS association per stream
 	full  bool   // a full ICE agent (MediaConfig.FullICE), else ICE-lite
 
-	mu        sync.Mutex
-	rtp, rtcp flow.Tuple
-	err       error
-	onError   func(*Media, error)
-	ice       iceCredentials // in force on the stream
-	iceRemote string
-	iceRPwd   string
+	mu         sync.Mutex
+	rtp, rtcp  flow.Tuple
+	err        error
+	onError    func(*Media, error)
+	ice        iceCredentials // in force on the stream
+	iceRemote  string
+	iceRPwd    string
+	trickled   []flow.Candidate // remote candidates trickled before ICE started
+	trickleEnd bool             // and their end
 	// A DTLS start waiting for the path (startDTLS).
 	dtlsPending bool
 	dtlsRole    dtlssrtp.Role
@@ -330,6 +332,16 @@ func (m *Media) putICE(ours iceCredentials, remote sdpx.Media, remoteLite, contr
 		m.ice, m.iceRemote, m.iceRPwd = ours, remote.ICEUfrag, remote.ICEPwd
 		m.mu.Unlock()
 	}
+	m.mu.Lock()
+	early, end := m.trickled, m.trickleEnd
+	m.trickled, m.trickleEnd = nil, false
+	m.mu.Unlock()
+	for _, c := range early {
+		_ = m.stream.AddRemoteCandidate(c)
+	}
+	if end {
+		remote.EndOfCandidates = true
+	}
 	for _, c := range remote.Candidates {
 		if c.IsUDP() {
 			// Candidates the agent cannot use (a second component with
@@ -341,6 +353,44 @@ func (m *Media) putICE(ours iceCredentials, remote sdpx.Media, remoteLite, contr
 		return m.stream.EndOfRemoteCandidates()
 	}
 	return nil
+}
+
+// remoteCandidate gives a trickled candidate of the peer to the full agent,
+// or keeps it until the agent starts. ICE-lite needs none.
+func (m *Media) remoteCandidate(c sdpx.Candidate) error {
+	if !m.full || !c.IsUDP() {
+		return nil
+	}
+	m.mu.Lock()
+	if m.ice.ufrag == "" {
+		if len(m.trickled) < 64 {
+			m.trickled = append(m.trickled, flowCandidate(c))
+		}
+		m.mu.Unlock()
+		return nil
+	}
+	m.mu.Unlock()
+	err := m.stream.AddRemoteCandidate(flowCandidate(c))
+	if errors.Is(err, flow.ErrInvalidCandidate) {
+		return nil // e.g. an RTCP candidate with rtcp-mux
+	}
+	return err
+}
+
+// remoteEndOfCandidates records the end of the peer's trickled candidates,
+// or keeps it until the full agent starts.
+func (m *Media) remoteEndOfCandidates() error {
+	if !m.full {
+		return nil
+	}
+	m.mu.Lock()
+	if m.ice.ufrag == "" {
+		m.trickleEnd = true
+		m.mu.Unlock()
+		return nil
+	}
+	m.mu.Unlock()
+	return m.stream.EndOfRemoteCandidates()
 }
 
 // flowCandidate converts an SDP candidate for the flow's agent.

@@ -143,3 +143,39 @@ func (c *Call) RemoteOffer(ctx context.Context, offer []byte) ([]byte, error) {
 func (c *Call) RemoteHangup(r Reason) {
 	c.terminate(r, false)
 }
+
+// RemoteCandidate adds a candidate the peer trickled after its description
+// (RFC 8838; value is an a=candidate value, with or without "candidate:")
+// to the call's media. A full ICE agent (MediaConfig.FullICE) checks it; one
+// that arrives before the description is kept until then. A lite call
+// ignores it: the peer's checks are all it needs. A value that does not
+// parse gives an error matching sdpx.ErrMalformed or sdpx.ErrUnsupported.
+func (c *Call) RemoteCandidate(value string) error {
+	cand, err := sdpx.ParseCandidate(value)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	md, live := c.media, c.live()
+	if c.offer != nil && c.offer.media != nil {
+		md = c.offer.media // candidates for our outstanding re-offer's stream
+	}
+	c.mu.Unlock()
+	if !live {
+		return ErrClosed
+	}
+	return md.remoteCandidate(cand)
+}
+
+// RemoteEndOfCandidates records that the peer has trickled all its
+// candidates (a=end-of-candidates, RFC 8838 §8.2): once every pair has
+// failed, a full agent reports ICE failure and the call ends (MediaLost).
+func (c *Call) RemoteEndOfCandidates() error {
+	c.mu.Lock()
+	md, live := c.media, c.live()
+	c.mu.Unlock()
+	if !live {
+		return ErrClosed
+	}
+	return md.remoteEndOfCandidates()
+}

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -78,6 +79,12 @@ type peer struct {
 
 func newPeer(t *testing.T) *peer {
 	t.Helper()
+	return newPeerWith(t, nil)
+}
+
+// newPeerWith is newPeer with more settings.
+func newPeerWith(t *testing.T, more func(*webrtc.SettingEngine)) *peer {
+	t.Helper()
 	var se webrtc.SettingEngine
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
@@ -88,6 +95,9 @@ func newPeer(t *testing.T) *peer {
 	// finished applying the answer, unless told otherwise. Browsers take
 	// unsignalled SSRCs on a single audio line.
 	se.SetHandleUndeclaredSSRCWithoutAnswer(true)
+	if more != nil {
+		more(&se)
+	}
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		t.Fatal(err)
@@ -334,4 +344,86 @@ func TestPionBaseline(t *testing.T) {
 		case <-tick.C:
 		}
 	}
+}
+
+// offerSig is the Signaling of a call we place: the test carries the offer.
+type offerSig struct {
+	sig
+	offer chan []byte
+}
+
+func (s *offerSig) SendOffer(_ context.Context, b []byte) error { s.offer <- b; return nil }
+
+// Trickle the other way (RFC 8838): we call a pion ICE-lite peer with a
+// full agent (MediaConfig.FullICE, controlling); pion answers before
+// gathering (no candidates) and trickles them; Call.RemoteCandidate hands
+// them to our agent, which checks and nominates (a lite peer sends no
+// checks, so without them the call could not connect). Media flows both ways.
+func TestPionTrickleAnswer(t *testing.T) {
+	leak.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	m, err := flowmanager.New(flowmanager.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := call.New(call.Config{Manager: m, Media: call.MediaConfig{LocalAddr: netip.MustParseAddr("127.0.0.1"),
+		Security: sdpx.DTLS, RTCPMux: true, ICE: true, FullICE: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { a.Close(); <-a.Done(); m.Close() }()
+	p := newPeerWith(t, func(se *webrtc.SettingEngine) { se.SetLite(true) })
+
+	s := &offerSig{sig: *newSig(), offer: make(chan []byte, 1)}
+	start := time.Now()
+	c, err := a.Dial(ctx, s, call.Params{ID: "trickle"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cands := make(chan string, 16)
+	p.pc.OnICECandidate(func(ic *webrtc.ICECandidate) {
+		if ic == nil {
+			cands <- ""
+			return
+		}
+		cands <- ic.ToJSON().Candidate
+	})
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: string(<-s.offer)}); err != nil {
+		t.Fatalf("pion refuses our offer: %v", err)
+	}
+	ans, err := p.pc.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.pc.SetLocalDescription(ans); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(ans.SDP, "a=candidate") {
+		t.Fatalf("pion's answer already has candidates:\n%s", ans.SDP)
+	}
+	if err := c.RemoteAnswer([]byte(ans.SDP)); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			select {
+			case v := <-cands:
+				if v == "" {
+					_ = c.RemoteEndOfCandidates()
+					return
+				}
+				_ = c.RemoteCandidate(v)
+			case <-c.Done():
+				return
+			}
+		}
+	}()
+	toPeer(t, ctx, c, p)
+	t.Logf("offer to first RTP at the trickling pion answerer: %v", time.Since(start))
+	fromPeer(t, ctx, c, p, ssrcOf(t, p, 0), 0)
+	if !c.Stream().RTP().ICEControlling() {
+		t.Error("our agent is not controlling")
+	}
+	c.Hangup(ctx)
 }
