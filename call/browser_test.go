@@ -42,6 +42,9 @@ const browserPage = `<!doctype html><html><body><script src="/harness.js"></scri
       const s2 = await navigator.mediaDevices.getUserMedia({audio: true});
       pc.addTrack(s2.getTracks()[0], s2);
       await offer();
+    } else if (m.type === 'transceiver') {
+      pc.addTransceiver('audio', {direction: 'sendrecv'});
+      await offer();
     } else if (m.type === 'restart') {
       pc.restartIce();
       await offer();
@@ -194,8 +197,24 @@ func sendTone(c *Call, rep *Reporter, stop <-chan struct{}, wg *sync.WaitGroup) 
 	})
 }
 
+// peakLevel is the largest PCMU sample magnitude the call received.
+var peakLevel struct {
+	sync.Mutex
+	v int
+}
+
+// muLawDecode returns the linear value of a mu-law byte.
+func muLawDecode(b byte) int {
+	b = ^b
+	t := (int(b&0x0f)<<3 + 0x84) << (int(b&0x70) >> 4)
+	if b&0x80 != 0 {
+		return 0x84 - t
+	}
+	return t - 0x84
+}
+
 // received counts the RTP packets the call reads within d, handing every
-// packet to rep.
+// packet to rep and noting the PCMU level.
 func received(c *Call, rep *Reporter, d time.Duration) int {
 	buf := make([]byte, 1500)
 	f := c.Stream().RTP()
@@ -210,16 +229,33 @@ func received(c *Call, rep *Reporter, d time.Duration) int {
 		rep.Received(buf[:m])
 		if m >= 12 && buf[0]>>6 == 2 && buf[1]&0x7f < 64 {
 			n++
+			if buf[1]&0x7f == 0 {
+				peak := 0
+				for _, x := range buf[12:m] {
+					peak = max(peak, abs(muLawDecode(x)))
+				}
+				peakLevel.Lock()
+				peakLevel.v = max(peakLevel.v, peak)
+				peakLevel.Unlock()
+			}
 		}
 	}
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
 }
 
 // Chromium calls the call layer (issue 14): its offer is sent before
 // gathering (no candidates, a=setup:actpass) to an agent configured for
 // nothing in particular; the answer follows the offer (DTLS-SRTP, ICE,
 // rtcp-mux, BUNDLE); audio flows both ways at a level the browser decodes;
-// RTCP reports (Reporter) give both sides a round-trip time; a re-offer
-// adding a track keeps the browser sending; an ICE restart keeps
+// RTCP reports (Reporter) give both sides a round-trip time; re-offers
+// adding a track and then a transceiver keep the browser sending; an ICE
+// restart keeps
 // the DTLS association and media both ways; pc.close() ends the
 // call with MediaLost. Then, with a full ICE agent, the browser killed ends
 // the call with MediaLost (consent lost) within the consent timeout.
@@ -247,6 +283,9 @@ func TestChromium(t *testing.T) {
 }
 
 func chromiumCall(t *testing.T, ctx context.Context, a *Agent, full bool) {
+	peakLevel.Lock()
+	peakLevel.v = 0
+	peakLevel.Unlock()
 	bc := startBrowser(t, ctx)
 	offer := bc.next(ctx, "offer")
 	start := time.Now()
@@ -284,6 +323,13 @@ func chromiumCall(t *testing.T, ctx context.Context, a *Agent, full bool) {
 	if st.Level < 0.01 {
 		t.Errorf("audio level at Chromium %v", st.Level)
 	}
+	peakLevel.Lock()
+	peak := peakLevel.v
+	peakLevel.Unlock()
+	t.Logf("peak PCMU level from Chromium's fake microphone: %d", peak)
+	if peak < 1000 {
+		t.Errorf("no audio from Chromium: peak level %d", peak)
+	}
 	if !full {
 		// RTCP both ways: Chromium computes its RTT from our receiver
 		// reports, we ours from its reports on our RTP.
@@ -315,6 +361,22 @@ func chromiumCall(t *testing.T, ctx context.Context, a *Agent, full bool) {
 		after := bc.stats(ctx)
 		if after.TX <= before.TX || after.State != "connected" {
 			t.Fatalf("after the re-offer Chromium sent %d -> %d packets, state %s", before.TX, after.TX, after.State)
+		}
+
+		// A second transceiver (addTransceiver): a third audio m= line.
+		bc.send(map[string]string{"type": "transceiver"})
+		if ans, err = c.RemoteOffer(ctx, []byte(bc.next(ctx, "offer").SDP)); err != nil {
+			t.Fatal(err)
+		}
+		bc.send(map[string]string{"type": "answer", "sdp": string(ans)})
+		bc.next(ctx, "applied")
+		before = bc.stats(ctx)
+		if n := received(c, rep, time.Second); n < 10 {
+			t.Fatalf("after the second re-offer, %d RTP packets from Chromium in 1 s", n)
+		}
+		after = bc.stats(ctx)
+		if st, _ := c.MediaState(); after.TX <= before.TX || after.State != "connected" || len(st.Bundled) != 2 {
+			t.Fatalf("after the second re-offer Chromium sent %d -> %d packets, state %s, bundled %+v", before.TX, after.TX, after.State, st.Bundled)
 		}
 
 		// An ICE restart (new ufrag and pwd, same fingerprint): new ICE
