@@ -217,3 +217,42 @@ func TestDelayedOfferUAS(t *testing.T) {
 		})
 	}
 }
+
+// TestBrokenResponses: responses to our INVITE without To or with foreign
+// tags do not crash the endpoint; a 486 still ends the call Busy.
+func TestBrokenResponses(t *testing.T) {
+	leak.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	a := newEP(t, Config{}, call.MediaConfig{})
+	a.listen(t, UDP)
+	uas := newSock(t)
+	placed := make(chan *call.Call, 1)
+	go func() {
+		c, err := a.Call(ctx, "sip:raw@"+uas.addr().String(), nil)
+		if err != nil {
+			t.Error(err)
+		}
+		placed <- c
+	}()
+	inv, from := uas.request(sip.INVITE)
+	via := inv.Via().Value()
+	for _, raw := range []string{
+		// No To, no From.
+		"SIP/2.0 180 Ringing\r\nVia: " + via + "\r\nCall-ID: " + inv.CallID().Value() + "\r\nCSeq: " + inv.CSeq().Value() + "\r\nContent-Length: 0\r\n\r\n",
+		// No CSeq.
+		"SIP/2.0 183 Session Progress\r\nVia: " + via + "\r\nTo: <sip:raw@x>;tag=t\r\nFrom: " + inv.From().Value() + "\r\nCall-ID: " + inv.CallID().Value() + "\r\nContent-Length: 0\r\n\r\n",
+		// A 200 retransmission-looking response for a dialog that does not exist.
+		"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bK-none\r\nTo: <sip:raw@x>;tag=zz\r\nFrom: <sip:ep@x>;tag=nope\r\nCall-ID: none\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+	} {
+		uas.c.WriteToUDPAddrPort([]byte(raw), from)
+	}
+	uas.reply(inv, from, 486, "")
+	c := <-placed
+	if c == nil {
+		return
+	}
+	if r := waitDone(t, ctx, c); r.Kind != call.Busy {
+		t.Errorf("reason %v", r)
+	}
+}

@@ -210,9 +210,18 @@ func (e *Endpoint) spawn(f func()) bool {
 	}
 	go func() {
 		defer e.wg.Done()
+		defer e.guard("goroutine")
 		f()
 	}()
 	return true
+}
+
+// guard keeps a panic on network input from ending the process: it is
+// logged and the goroutine ends.
+func (e *Endpoint) guard(what string) {
+	if r := recover(); r != nil {
+		e.log.Warn("sipp2p: recovered panic", "in", what, "panic", r)
+	}
 }
 
 // State returns the endpoint's state.

@@ -140,6 +140,7 @@ func (d *dialog) sendInvite(ctx context.Context, offer []byte) error {
 	d.e.wg.Add(1) // within sending: the endpoint is not closed
 	go func() {
 		defer d.e.wg.Done()
+		defer d.e.guard("INVITE")
 		d.uacLoop(tx)
 	}()
 	select {
@@ -285,6 +286,9 @@ func (d *dialog) uacLoop(tx sip.ClientTransaction) {
 // onResponse handles a response to the initial INVITE and reports whether
 // it was final. ending is set once we have asked to cancel.
 func (d *dialog) onResponse(res *sip.Response, ending bool) bool {
+	if res.To() == nil || res.CSeq() == nil {
+		return false // not a response we can use; sipgo matched it by Via
+	}
 	d.mu.Lock()
 	d.responded = true
 	d.mu.Unlock()

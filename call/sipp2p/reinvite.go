@@ -35,7 +35,7 @@ func (d *dialog) sendReinvite(ctx context.Context, offer []byte) error {
 	for res == nil {
 		select {
 		case r := <-tx.Responses():
-			if !r.IsProvisional() {
+			if !r.IsProvisional() && r.CSeq() != nil {
 				res = r
 			}
 		case <-tx.Done():

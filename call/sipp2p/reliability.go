@@ -114,6 +114,7 @@ func (d *dialog) sendAck(seq uint32, body []byte) {
 
 // reack sends again the ACK of a retransmitted 2xx to our INVITE.
 func (d *dialog) reack(res *sip.Response) {
+	defer d.e.guard("re-ACK")
 	if res.CSeq() == nil || res.CSeq().MethodName != sip.INVITE || !res.IsSuccess() {
 		return
 	}
@@ -134,6 +135,7 @@ func (d *dialog) reack(res *sip.Response) {
 // to one of our INVITEs retransmitted after its transaction ended is
 // acknowledged again (RFC 3261 §13.2.2.4); the rest is dropped.
 func (e *Endpoint) onStrayResponse(res *sip.Response) {
+	defer e.guard("response")
 	if res.CallID() == nil || res.From() == nil || res.To() == nil {
 		return
 	}
