@@ -15,7 +15,9 @@ import (
 	"github.com/reflow-go/reflow/dtlssrtp"
 	"github.com/reflow-go/reflow/flow"
 	"github.com/reflow-go/reflow/internal/browser"
+	"github.com/reflow-go/reflow/internal/coturn"
 	"github.com/reflow-go/reflow/internal/leak"
+	"github.com/reflow-go/reflow/natmode"
 )
 
 // callPage offers an audio call from the fake microphone, trickles its
@@ -23,7 +25,8 @@ import (
 // reports RTP statistics when asked.
 const callPage = `<!doctype html><html><body><script src="/harness.js"></script><script>
 (async () => {
-  const pc = new RTCPeerConnection({iceServers: []});
+  const cfg = await recvFromTest(); // the RTCPeerConnection configuration
+  const pc = new RTCPeerConnection(cfg);
   const stream = await navigator.mediaDevices.getUserMedia({audio: true});
   for (const tr of stream.getTracks()) pc.addTrack(tr, stream);
   pc.onicecandidate = e => sendToTest({type: 'candidate', candidate: e.candidate ? e.candidate.candidate : ''});
@@ -265,22 +268,16 @@ func (c *call) stats(ctx context.Context) msg {
 	return c.next(ctx, "stats")
 }
 
-// Headless Chromium calls a flow of this library: trickled candidates both
-// ways, full ICE (Chromium controlling), DTLS-SRTP, media both ways; an ICE
-// restart from the page keeps DTLS and SRTP; the browser killed, consent is
-// lost within 30 s.
-func TestChromiumCall(t *testing.T) {
-	if !browser.Isolate(t) {
-		return
-	}
-	leak.Check(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+// startCall starts the page, a flow (in nat's mode) and the browser inside
+// the isolated namespace; pcConfig is the page's RTCPeerConnection
+// configuration.
+func startCall(ctx context.Context, t *testing.T, nat natmode.Config, pcConfig map[string]any) (*call, *browser.Browser) {
+	t.Helper()
 	page, err := browser.NewPage(callPage)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer page.Close()
+	t.Cleanup(func() { page.Close() })
 	cert, err := dtlssrtp.GenerateCertificate("reflow-test")
 	if err != nil {
 		t.Fatal(err)
@@ -298,7 +295,7 @@ func TestChromiumCall(t *testing.T) {
 	if os.Getenv("REFLOW_BROWSER_DEBUG") != "" {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	f, err := flow.New(ctx, conn, flow.Config{Logger: logger, OnEvent: func(e flow.Event) {
+	f, err := flow.New(ctx, conn, flow.Config{NAT: nat, Logger: logger, OnEvent: func(e flow.Event) {
 		select {
 		case ev <- e:
 		default:
@@ -307,11 +304,11 @@ func TestChromiumCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	t.Cleanup(func() { f.Close() })
 	c := &call{t: t, page: page, f: f, ev: ev, msgs: make(chan msg, 256), fp: fp,
 		cert: dtlssrtp.Config{Certificate: cert}}
 	pumpDone := make(chan struct{})
-	defer func() { page.Close(); <-pumpDone }()
+	t.Cleanup(func() { page.Close(); <-pumpDone })
 	go func() {
 		defer close(pumpDone)
 		for {
@@ -322,11 +319,33 @@ func TestChromiumCall(t *testing.T) {
 			c.msgs <- m
 		}
 	}()
+	if nat.Mode != natmode.None {
+		c.event(ctx, flow.EventReady) // the flow's allocation, before its candidates are gathered
+	}
 	b, err := browser.Start(ctx, page.URL(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Kill()
+	t.Cleanup(func() { b.Kill() })
+	if err := page.Send(pcConfig); err != nil {
+		t.Fatal(err)
+	}
+	return c, b
+}
+
+// Headless Chromium calls a flow of this library: trickled candidates both
+// ways, full ICE (Chromium controlling), DTLS-SRTP, media both ways; an ICE
+// restart from the page keeps DTLS and SRTP; the browser killed, consent is
+// lost within 30 s.
+func TestChromiumCall(t *testing.T) {
+	if !browser.Isolate(t) {
+		return
+	}
+	leak.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, b := startCall(ctx, t, natmode.Config{}, map[string]any{"iceServers": []any{}})
+	f := c.f
 
 	start := time.Now()
 	c.negotiate(ctx)
@@ -343,7 +362,7 @@ func TestChromiumCall(t *testing.T) {
 	c.media(ctx, 50)
 
 	// ICE restart from the page: new credentials, DTLS and SRTP untouched.
-	if err := page.Send(msg{Type: "restart"}); err != nil {
+	if err := c.page.Send(msg{Type: "restart"}); err != nil {
 		t.Fatal(err)
 	}
 	restart := time.Now()
@@ -355,7 +374,7 @@ func TestChromiumCall(t *testing.T) {
 	}
 	c.media(ctx, 50)
 	select {
-	case e := <-ev:
+	case e := <-c.ev:
 		if e.Kind == flow.EventKeyed || e.Kind == flow.EventError {
 			t.Fatalf("after the restart: event %d %v", e.Kind, e.Err)
 		}
@@ -367,7 +386,7 @@ func TestChromiumCall(t *testing.T) {
 	died := time.Now()
 	for {
 		select {
-		case e := <-ev:
+		case e := <-c.ev:
 			if e.Kind != flow.EventError {
 				continue
 			}
@@ -386,4 +405,57 @@ func TestChromiumCall(t *testing.T) {
 			t.Fatalf("no consent loss %v after the browser died", time.Since(died))
 		}
 	}
+}
+
+// Chromium calls a TURN-UDP flow through coturn, both sides relayed: the
+// page may use relay candidates only (iceTransportPolicy "relay", coturn as
+// its TURN server), and the flow's allocation is on the same coturn. The
+// selected pair has a relayed candidate; DTLS-SRTP keys and media flows both
+// ways through coturn.
+func TestChromiumRelayCall(t *testing.T) {
+	if !browser.Isolate(t) {
+		return
+	}
+	leak.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := coturn.Start(ctx, t.TempDir())
+	if err != nil {
+		if errors.Is(err, coturn.ErrNotInstalled) && os.Getenv("CI") != "true" {
+			t.Skip(err)
+		}
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	nat := natmode.Config{Mode: natmode.TURNUDP, Server: srv.UDP, Username: srv.Username, Password: srv.Password}
+	turnURL := "turn:" + srv.UDP.String() + "?transport=udp"
+	c, _ := startCall(ctx, t, nat, map[string]any{
+		"iceTransportPolicy": "relay",
+		"iceServers":         []any{map[string]any{"urls": []string{turnURL}, "username": srv.Username, "credential": srv.Password}},
+	})
+	start := time.Now()
+	c.negotiate(ctx)
+	c.event(ctx, flow.EventICESelected)
+	local, remote, _ := c.f.SelectedPair()
+	t.Logf("pair selected %v after the offer: %v %v -> %v %v", time.Since(start), local.Type, local.Addr, remote.Type, remote.Addr)
+	// The browser's relayed address may be learnt from its check before its
+	// trickled candidate arrives (then it is peer-reflexive here): what
+	// counts is that it is one of coturn's relay ports.
+	relayed := func(c flow.Candidate) bool {
+		p := c.Addr.Port()
+		return c.Type == flow.CandidateRelay || p >= srv.RelayPorts[0] && p <= srv.RelayPorts[1]
+	}
+	if !relayed(local) && !relayed(remote) {
+		t.Fatalf("selected pair %v %v -> %v %v goes through no relay (coturn relays on ports %v)",
+			local.Type, local.Addr, remote.Type, remote.Addr, srv.RelayPorts)
+	}
+	if err := c.f.SetRemoteFingerprint(c.offer.fp); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.f.StartDTLS(dtlssrtp.Client, c.cert); err != nil {
+		t.Fatal(err)
+	}
+	c.event(ctx, flow.EventKeyed)
+	c.media(ctx, 50)
+	t.Logf("media both ways through coturn %v after the offer", time.Since(start))
 }
