@@ -2,27 +2,36 @@ package iceinterop
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/stun/v4"
 	"github.com/reflow-go/reflow/flow"
+	"github.com/reflow-go/reflow/internal/coturn"
 	"github.com/reflow-go/reflow/internal/leak"
 	"github.com/reflow-go/reflow/internal/testserver"
 	"github.com/reflow-go/reflow/natmode"
 )
 
+// relayServer is the TURN server both agents allocate on.
+type relayServer struct {
+	UDP        netip.AddrPort
+	user, pass string
+}
+
 // pionRelayAgent is a pion/ice/v4 agent with relayed candidates only, from srv.
-func pionRelayAgent(t *testing.T, srv *testserver.TURN) *ice.Agent {
+func pionRelayAgent(t *testing.T, srv relayServer) *ice.Agent {
 	t.Helper()
 	u, err := stun.ParseURI("turn:" + srv.UDP.String() + "?transport=udp")
 	if err != nil {
 		t.Fatal(err)
 	}
-	u.Username, u.Password = testserver.DefaultUsername, testserver.DefaultPassword
+	u.Username, u.Password = srv.user, srv.pass
 	a, err := ice.NewAgentWithOptions(
 		ice.WithNetworkTypes([]ice.NetworkType{ice.NetworkTypeUDP4}),
 		ice.WithCandidateTypes([]ice.CandidateType{ice.CandidateTypeRelay}),
@@ -39,7 +48,7 @@ func pionRelayAgent(t *testing.T, srv *testserver.TURN) *ice.Agent {
 }
 
 // relayFlow is a flow with a TURN/UDP allocation on srv, ready.
-func relayFlow(t *testing.T, srv *testserver.TURN) reflowFlow {
+func relayFlow(t *testing.T, srv relayServer) reflowFlow {
 	t.Helper()
 	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(loop4, 0)))
 	if err != nil {
@@ -51,7 +60,7 @@ func relayFlow(t *testing.T, srv *testserver.TURN) reflowFlow {
 		case ev <- e:
 		default:
 		}
-	}, NAT: natmode.Config{Mode: natmode.TURNUDP, Server: srv.UDP, Username: testserver.DefaultUsername, Password: testserver.DefaultPassword}})
+	}, NAT: natmode.Config{Mode: natmode.TURNUDP, Server: srv.UDP, Username: srv.user, Password: srv.pass}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,11 +96,12 @@ func relayCandidates(f *flow.Flow) []flow.Candidate {
 // (both roles) and each against itself, through one TURN server, in one run.
 func TestRelayNominationTimes(t *testing.T) {
 	leak.Check(t)
-	srv, err := testserver.StartTURN(testserver.TURNConfig{})
+	ts, err := testserver.StartTURN(testserver.TURNConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
+	defer ts.Close()
+	srv := relayServer{ts.UDP, testserver.DefaultUsername, testserver.DefaultPassword}
 	const runs = 3
 	var rr, rp, pr, pp time.Duration
 	for range runs {
@@ -104,7 +114,7 @@ func TestRelayNominationTimes(t *testing.T) {
 		runs, rr/runs, rp/runs, pr/runs, pp/runs)
 }
 
-func relayWithPion(t *testing.T, srv *testserver.TURN, reflowControlling bool) time.Duration {
+func relayWithPion(t *testing.T, srv relayServer, reflowControlling bool) time.Duration {
 	pa := pionRelayAgent(t, srv)
 	cands := gather(t, pa)
 	pu, ppw, err := pa.GetLocalUserCredentials()
@@ -171,7 +181,7 @@ func relayWithPion(t *testing.T, srv *testserver.TURN, reflowControlling bool) t
 	return took
 }
 
-func relayReflowPair(t *testing.T, srv *testserver.TURN) time.Duration {
+func relayReflowPair(t *testing.T, srv relayServer) time.Duration {
 	a, b := relayFlow(t, srv), relayFlow(t, srv)
 	ua, pa, _ := flow.NewICECredentials()
 	ub, pb, _ := flow.NewICECredentials()
@@ -193,7 +203,7 @@ func relayReflowPair(t *testing.T, srv *testserver.TURN) time.Duration {
 	return time.Since(start)
 }
 
-func relayPionPair(t *testing.T, srv *testserver.TURN) time.Duration {
+func relayPionPair(t *testing.T, srv relayServer) time.Duration {
 	a, b := pionRelayAgent(t, srv), pionRelayAgent(t, srv)
 	ca, cb := gather(t, a), gather(t, b)
 	ua, pa, _ := a.GetLocalUserCredentials()
@@ -219,4 +229,22 @@ func relayPionPair(t *testing.T, srv *testserver.TURN) time.Duration {
 		t.Fatal(err)
 	}
 	return time.Since(start)
+}
+
+// The same through coturn, a third-party server: pion/ice/v4 and this
+// library, relayed candidates only, in both roles.
+func TestRelayCoturn(t *testing.T) {
+	leak.Check(t)
+	cs, err := coturn.Start(t.Context(), t.TempDir())
+	if err != nil {
+		if errors.Is(err, coturn.ErrNotInstalled) && os.Getenv("CI") != "true" {
+			t.Skip(err)
+		}
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	srv := relayServer{cs.UDP, cs.Username, cs.Password}
+	rp := relayWithPion(t, srv, true)
+	pr := relayWithPion(t, srv, false)
+	t.Logf("through coturn, relayed candidates only: reflow(controlling)-pion %v, pion(controlling)-reflow %v", rp, pr)
 }
