@@ -3,6 +3,7 @@ package sipp2p
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -114,12 +115,19 @@ func TestSippUAC(t *testing.T) {
 				t.Fatal(err)
 			}
 			accepted := autoAnswer(ctx, b)
-			cmd := sippCmd(ctx, t, bin, tc.scenario, tc.tr, freePort(t, string(tc.tr)), freePort(t, "udp"), sippKeys(tc.sdes), bound.String())
 			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
 			start := time.Now()
-			if err := cmd.Run(); err != nil {
-				t.Fatalf("sipp: %v\n%s", err, tail(out.String()))
+			for attempt := 0; ; attempt++ {
+				cmd := sippCmd(ctx, t, bin, tc.scenario, tc.tr, freePort(t, string(tc.tr)), freePort(t, "udp"), sippKeys(tc.sdes), bound.String())
+				out.Reset()
+				cmd.Stdout, cmd.Stderr = &out, &out
+				err := cmd.Run()
+				if err == nil {
+					break
+				}
+				if !sippBindFailed(err) || attempt == 2 {
+					t.Fatalf("sipp: %v\n%s", err, tail(out.String()))
+				}
 			}
 			t.Logf("sipp scenario %s passed in %v", tc.scenario, time.Since(start))
 			select {
@@ -159,35 +167,43 @@ func TestSippUAS(t *testing.T) {
 			}
 			a := newEP(t, Config{URI: "sip:ep@127.0.0.1"}, media)
 			a.listen(t, tc.tr)
-			port := freePort(t, string(tc.tr))
 			scenario := "uas_basic.xml"
 			if tc.tr == TCP {
 				scenario = "uas_reack.xml"
 			}
-			keys := sippKeys(tc.sdes)
-			keys["contact"] = fmt.Sprintf("sip:sipp@127.0.0.1:%d;transport=%s", port, tc.tr)
-			cmd := sippCmd(ctx, t, bin, scenario, tc.tr, port, freePort(t, "udp"), keys)
 			var out bytes.Buffer
-			cmd.Stdout, cmd.Stderr = &out, &out
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
-			target := fmt.Sprintf("sip:sipp@127.0.0.1:%d;transport=%s", port, tc.tr)
+			var exited chan error
 			var c *call.Call
 			var err error
-			for range 50 { // sipp takes a moment to bind; bounded retries
-				cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
-				c, err = a.Call(cctx, target, nil)
-				ccancel()
-				if err == nil {
-					break
+		attempts:
+			for attempt := 0; attempt < 3; attempt++ {
+				port := freePort(t, string(tc.tr))
+				keys := sippKeys(tc.sdes)
+				keys["contact"] = fmt.Sprintf("sip:sipp@127.0.0.1:%d;transport=%s", port, tc.tr)
+				cmd := sippCmd(ctx, t, bin, scenario, tc.tr, port, freePort(t, "udp"), keys)
+				out.Reset()
+				cmd.Stdout, cmd.Stderr = &out, &out
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
 				}
-				select {
-				case err := <-exited:
-					t.Fatalf("sipp ended: %v\n%s", err, tail(out.String()))
-				case <-time.After(100 * time.Millisecond):
+				exited = make(chan error, 1)
+				go func() { exited <- cmd.Wait() }()
+				target := fmt.Sprintf("sip:sipp@127.0.0.1:%d;transport=%s", port, tc.tr)
+				for range 50 { // sipp takes a moment to bind; bounded retries
+					cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
+					c, err = a.Call(cctx, target, nil)
+					ccancel()
+					if err == nil {
+						break attempts
+					}
+					select {
+					case err := <-exited:
+						if sippBindFailed(err) {
+							continue attempts // its port was taken again: new ports
+						}
+						t.Fatalf("sipp ended: %v\n%s", err, tail(out.String()))
+					case <-time.After(100 * time.Millisecond):
+					}
 				}
 			}
 			if err != nil {
@@ -222,6 +238,13 @@ func TestSippUAS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sippBindFailed reports sipp's exit status for a socket it could not bind
+// (254): a port freePort found was taken again before sipp started.
+func sippBindFailed(err error) bool {
+	var ee *exec.ExitError
+	return errors.As(err, &ee) && ee.ExitCode() == 254
 }
 
 func tail(s string) string {

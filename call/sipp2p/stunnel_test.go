@@ -107,11 +107,18 @@ func TestSippTLS(t *testing.T) {
 		front := freePort(t, "tcp")
 		startStunnel(ctx, t, stunnel, fmt.Sprintf("client = yes\nconnect = %s\nCAfile = %s\nverifyChain = yes\ncheckIP = 127.0.0.1\n",
 			bound, filepath.Join(dir, "ca.pem")), front)
-		cmd := sippCmd(ctx, t, sipp, "uac_reinvite.xml", TCP, freePort(t, "tcp"), freePort(t, "udp"), sippKeys(false), fmt.Sprintf("127.0.0.1:%d", front))
 		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("sipp: %v\n%s", err, tail(out.String()))
+		for attempt := 0; ; attempt++ {
+			cmd := sippCmd(ctx, t, sipp, "uac_reinvite.xml", TCP, freePort(t, "tcp"), freePort(t, "udp"), sippKeys(false), fmt.Sprintf("127.0.0.1:%d", front))
+			out.Reset()
+			cmd.Stdout, cmd.Stderr = &out, &out
+			err := cmd.Run()
+			if err == nil {
+				break
+			}
+			if !sippBindFailed(err) || attempt == 2 {
+				t.Fatalf("sipp: %v\n%s", err, tail(out.String()))
+			}
 		}
 		select {
 		case c := <-accepted:
