@@ -18,6 +18,14 @@ type coreEvents struct {
 	mu       sync.Mutex
 	incoming int
 	states   []call.State
+	ringing  chan struct{} // closed at the first Ringing
+	term     chan struct{} // closed at the first Terminated
+	once     sync.Once
+	termOnce sync.Once
+}
+
+func newCoreEvents() *coreEvents {
+	return &coreEvents{ringing: make(chan struct{}), term: make(chan struct{})}
 }
 
 func (e *coreEvents) handler() call.Handler {
@@ -27,6 +35,12 @@ func (e *coreEvents) handler() call.Handler {
 			e.mu.Lock()
 			e.states = append(e.states, to)
 			e.mu.Unlock()
+			switch to {
+			case call.Ringing:
+				e.once.Do(func() { close(e.ringing) })
+			case call.Terminated:
+				e.termOnce.Do(func() { close(e.term) })
+			}
 		},
 	}
 }
@@ -62,7 +76,7 @@ func newAgentWith(t *testing.T, sec sdpx.Security, h call.Handler) *call.Agent {
 func TestCoreMediaOneOwner(t *testing.T) {
 	leak.Check(t)
 	_, addr := startCore(t, CoreConfig{})
-	var ea, eb coreEvents
+	ea, eb := newCoreEvents(), newCoreEvents()
 	a := dial(t, addr, "100", MultiPipe, "", withAgent(newAgentWith(t, sdpx.DTLS, ea.handler())))
 	b := dial(t, addr, "200", Pipe, "ring+accept", withAgent(newAgentWith(t, sdpx.DTLS, eb.handler())))
 
@@ -73,12 +87,9 @@ func TestCoreMediaOneOwner(t *testing.T) {
 	wait(t, c.Established(), "established")
 	in := recv(t, b.rec.incoming, "incoming")
 	cc, cin := CallOf(c), CallOf(in)
-	if n, _ := eb.seen(); n != 0 {
-		t.Errorf("the callee's agent announced the terminal's call %d times", n)
-	}
-	if _, st := ea.seen(); !slices.Contains(st, call.Ringing) {
-		t.Errorf("caller's core call states %v, want ringing among them", st)
-	}
+	// Handler calls are asynchronous: wait for the caller's Ringing.
+	wait(t, ea.ringing, "Ringing reported by the caller's core call")
+
 	if err := c.Hangup(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -89,6 +100,12 @@ func TestCoreMediaOneOwner(t *testing.T) {
 	}
 	if r := cc.Reason(); r.Kind != call.LocalHangup {
 		t.Errorf("caller's core reason %v, want local hangup", r)
+	}
+	// The callee's core call has ended (its Terminated state is queued after
+	// anything its agent reported for it): no OnIncoming among those.
+	wait(t, eb.term, "callee's core call Terminated reported")
+	if n, _ := eb.seen(); n != 0 {
+		t.Errorf("the callee's agent announced the terminal's call %d times", n)
 	}
 
 	// The callee's media dies without a word on the stream.
