@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,13 @@ type dtlsAssoc struct {
 	keyed    bool
 	linger   *time.Timer // releases the DTLS state after keying
 	released bool        // the DTLS state is gone; the keys stay
+	lingers  bool        // holds one of the budget's lingering grants
+
+	// After the release: the datagrams of the last flight we sent, to answer
+	// a retransmission of the peer's final flight (server role only); final
+	// is written before gone is set and only read by the reader goroutine.
+	final [][]byte
+	gone  atomic.Bool
 }
 
 // DefaultDTLSLinger is how long an association keeps its DTLS state after the
@@ -101,8 +109,38 @@ func (f *Flow) StartDTLS(role dtlssrtp.Role, cfg dtlssrtp.Config) error {
 func (f *Flow) runDTLS(ctx context.Context, a *dtlsAssoc, cfg dtlssrtp.Config) {
 	defer f.wg.Done()
 	defer close(a.done)
+	hsCtx := ctx
+	if a.role == dtlssrtp.Client {
+		// A bounded number of client handshakes at once (DTLSBudget); the
+		// wait ends with the association.
+		if !f.cfg.DTLSBudget.acquire(ctx.Done()) {
+			return
+		}
+	} else {
+		// The server's DTLS state is made when the client's first flight
+		// arrives, not before: a server waiting for its client costs a
+		// parked goroutine, not pion's conn. The handshake timeout counts
+		// from StartDTLS.
+		timeout := cfg.HandshakeTimeout
+		if timeout <= 0 {
+			timeout = dtlssrtp.DefaultHandshakeTimeout
+		}
+		var cancel context.CancelFunc
+		hsCtx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+		select {
+		case <-a.ep.arrived:
+		case <-hsCtx.Done():
+			if ctx.Err() != nil {
+				return
+			}
+		}
+	}
 	start := time.Now()
-	sess, err := dtlssrtp.Handshake(ctx, a.ep, a.role, cfg, a.verifier)
+	sess, err := dtlssrtp.Handshake(hsCtx, a.ep, a.role, cfg, a.verifier)
+	if a.role == dtlssrtp.Client {
+		f.cfg.DTLSBudget.release()
+	}
 	if err != nil {
 		if ctx.Err() == nil && !f.closed.Load() {
 			f.fail(&Error{f.cfg.Component, "dtls handshake", err})
@@ -159,6 +197,9 @@ func (f *Flow) applyDTLSKeys(a *dtlsAssoc) {
 		if linger == 0 {
 			linger = DefaultDTLSLinger
 		}
+		if a.lingers = f.cfg.DTLSBudget.takeLinger(); !a.lingers {
+			linger = 0 // over the budget's lingering count: release at once
+		}
 		a.linger = time.AfterFunc(linger, func() { f.releaseDTLS(a) })
 	}
 }
@@ -183,11 +224,55 @@ func (f *Flow) releaseDTLS(a *dtlsAssoc) {
 		return
 	}
 	a.released, a.sess = true, nil
+	if a.lingers {
+		a.lingers = false
+		f.cfg.DTLSBudget.giveLinger()
+	}
 	a.mu.Unlock()
 	a.ep.muted.Store(true) // no close_notify: the association lives on with its keys
 	_ = sess.Close()
 	a.ep.Close()
+	if a.role == dtlssrtp.Server {
+		// The client may not have received our final flight; it then
+		// retransmits its own, which we answer with a copy (RFC 6347 §4.2.4).
+		a.final = a.ep.lastFlight()
+	}
+	a.gone.Store(true)
 	f.log.Debug("dtls state released after keying", "suite", a.suite)
+}
+
+// answerFinal answers a DTLS datagram that reaches a released association:
+// when it carries an epoch-0 handshake record (the peer retransmitting its
+// final flight because ours was lost), our final flight is sent again,
+// within the association's rate budget. It runs on the reader goroutine.
+func (f *Flow) answerFinal(a *dtlsAssoc, pkt *packet) {
+	if len(a.final) == 0 || !hasHandshake(pkt.buf[:pkt.n]) || !a.ep.budget.take(clock()) {
+		f.stats.dropped[DropUnexpected].Add(1)
+		return
+	}
+	dst := f.ActiveDestination()
+	for _, dg := range a.final {
+		if _, err := f.sendRaw(dg, dst); err != nil {
+			f.log.Debug("dtls: final flight not sent again", "error", err)
+			return
+		}
+	}
+}
+
+// hasHandshake reports whether the DTLS datagram b holds an epoch-0
+// handshake record (content type 22, RFC 6347 §4.1).
+func hasHandshake(b []byte) bool {
+	for len(b) >= 13 {
+		size := 13 + (int(b[11])<<8 | int(b[12]))
+		if size > len(b) {
+			return false
+		}
+		if b[0] == 22 && b[3] == 0 && b[4] == 0 {
+			return true
+		}
+		b = b[size:]
+	}
+	return false
 }
 
 // SetRemoteFingerprint pins the peer's certificate to the fingerprints of its
@@ -278,6 +363,10 @@ func (f *Flow) stopDTLS() {
 	if a.linger != nil {
 		a.linger.Stop()
 	}
+	if a.lingers {
+		a.lingers = false
+		f.cfg.DTLSBudget.giveLinger()
+	}
 	a.mu.Unlock()
 	if sess != nil {
 		_ = sess.Close() // sends close_notify through the endpoint, still open
@@ -296,6 +385,10 @@ func (f *Flow) dtlsInbound(pkt *packet) bool {
 		f.stats.dropped[DropSource].Add(1)
 		return false
 	}
+	if a.gone.Load() {
+		f.answerFinal(a, pkt)
+		return false
+	}
 	return a.ep.push(pkt)
 }
 
@@ -311,12 +404,20 @@ type dtlsEndpoint struct {
 	sawCCS      bool        // the peer's ChangeCipherSpec has arrived; only the reader uses it
 	in          chan *packet
 	closed      chan struct{}
-	once        sync.Once
-	rdl         *deadline
+	arrived     chan struct{} // closed when the first record was queued
+	sawFirst    bool          // arrived is closed; only push uses it
+
+	flightMu  sync.Mutex
+	flight    [][]byte // the datagrams written since the last Read, until established
+	newFlight bool     // a Read returned since the last Write
+
+	once sync.Once
+	rdl  *deadline
 }
 
 func newDTLSEndpoint(f *Flow) *dtlsEndpoint {
-	return &dtlsEndpoint{f: f, in: make(chan *packet, dtlsQueueLen), closed: make(chan struct{}), rdl: newDeadline()}
+	return &dtlsEndpoint{f: f, in: make(chan *packet, dtlsQueueLen), closed: make(chan struct{}),
+		arrived: make(chan struct{}), rdl: newDeadline()}
 }
 
 func (e *dtlsEndpoint) push(pkt *packet) bool {
@@ -349,6 +450,10 @@ func (e *dtlsEndpoint) push(pkt *packet) bool {
 	}
 	select {
 	case e.in <- pkt:
+		if !e.sawFirst {
+			e.sawFirst = true
+			close(e.arrived)
+		}
 		return true
 	default:
 		e.f.stats.dropped[DropQueueFull].Add(1)
@@ -364,8 +469,14 @@ func (e *dtlsEndpoint) push(pkt *packet) bool {
 // over several reads can have its Finished overwritten (a data race inside
 // pion/dtls v2.2.12). With the flight in one read, pion processes the queued
 // records before it reads again.
-func (e *dtlsEndpoint) Read(p []byte) (int, error) {
-	var n int
+func (e *dtlsEndpoint) Read(p []byte) (n int, err error) {
+	defer func() {
+		if n > 0 {
+			e.flightMu.Lock()
+			e.newFlight = true
+			e.flightMu.Unlock()
+		}
+	}()
 	if pkt := e.held; pkt != nil {
 		e.held = nil
 		n = copy(p, pkt.buf[:pkt.n])
@@ -533,7 +644,25 @@ func (e *dtlsEndpoint) Write(p []byte) (int, error) {
 	if !dst.IsValid() {
 		return 0, ErrNoDestination
 	}
+	if !e.established.Load() {
+		e.flightMu.Lock()
+		if e.newFlight {
+			e.flight, e.newFlight = nil, false
+		}
+		e.flight = append(e.flight, bytes.Clone(p))
+		e.flightMu.Unlock()
+	}
 	return e.f.sendRaw(p, dst)
+}
+
+// lastFlight returns the datagrams of the last flight written before the
+// association was established.
+func (e *dtlsEndpoint) lastFlight() [][]byte {
+	e.flightMu.Lock()
+	defer e.flightMu.Unlock()
+	fl := e.flight
+	e.flight = nil
+	return fl
 }
 
 func (e *dtlsEndpoint) Close() error {

@@ -116,6 +116,11 @@ type Config struct {
 	// flight); negative keeps the state for the association's whole life,
 	// so that a peer's close_notify or alert is reported.
 	DTLSLinger time.Duration
+	// DTLSBudget, shared by the flows of one manager, bounds the client-role
+	// DTLS handshakes running at once and the keyed associations that keep
+	// their DTLS state for DTLSLinger; the others release it as soon as they
+	// are keyed (see DTLSBudget). Nil bounds nothing.
+	DTLSBudget *DTLSBudget
 	// OnEvent is called when the flow becomes ready or fails. It is called from
 	// the flow's own goroutines and must not block or call back into the flow.
 	OnEvent func(Event)

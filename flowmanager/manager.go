@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/reflow-go/reflow/dtlssrtp"
+	"github.com/reflow-go/reflow/flow"
 	"github.com/reflow-go/reflow/mediastream"
 	"github.com/reflow-go/reflow/srtp"
 )
@@ -49,8 +50,23 @@ type Config struct {
 	// DTLSLinger is how long a keyed DTLS-SRTP association keeps its DTLS
 	// state before it is dropped to save memory and goroutines (the SRTP keys
 	// stay); zero means flow.DefaultDTLSLinger (30 s), negative keeps it, so
-	// that a peer's close_notify or fatal alert is still reported.
+	// that a peer's close_notify or fatal alert is still reported. Only
+	// DTLSLingering associations at a time linger; the others drop their
+	// DTLS state as soon as they are keyed.
 	DTLSLinger time.Duration
+	// DTLSHandshakes bounds the DTLS handshakes in the client role that run
+	// at once across the manager's streams (the others wait for a slot; the
+	// server role is not bounded, see flow.DTLSBudget); zero means
+	// flow.DefaultDTLSHandshakes (32), negative means no bound.
+	DTLSHandshakes int
+	// DTLSLingering bounds how many keyed DTLS-SRTP associations keep their
+	// DTLS state for DTLSLinger (a peer's close_notify or fatal alert is
+	// reported only while it is kept); the others release it once keyed and
+	// only answer a retransmission of the peer's final flight, which keeps
+	// an idle keyed stream small (pion's state is some 150 KiB). Zero means
+	// flow.DefaultDTLSLingering (32), negative means no bound (every
+	// association lingers, as with a negative DTLSLinger for all).
+	DTLSLingering int
 }
 
 // Manager creates media streams and owns them (reflow's FlowManager). An
@@ -62,6 +78,7 @@ type Manager struct {
 	streams map[*mediastream.Stream]struct{}
 	closed  bool
 	cert    *tls.Certificate
+	budget  *flow.DTLSBudget
 	all     []*mediastream.Stream // every stream ever made that Done still waits for
 	done    chan struct{}
 }
@@ -106,7 +123,8 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.PortMin != 0 && cfg.PortMax-cfg.PortMin < 1 {
 		return nil, fmt.Errorf("%w: port range %d-%d holds no RTP/RTCP pair", ErrInvalidConfig, cfg.PortMin, cfg.PortMax)
 	}
-	m := &Manager{cfg: cfg, streams: make(map[*mediastream.Stream]struct{}), cert: cfg.Certificate, done: make(chan struct{})}
+	m := &Manager{cfg: cfg, streams: make(map[*mediastream.Stream]struct{}), cert: cfg.Certificate, done: make(chan struct{}),
+		budget: flow.NewDTLSBudget(cfg.DTLSHandshakes, cfg.DTLSLingering)}
 	if cfg.Certificate != nil && len(cfg.Certificate.Certificate) == 0 {
 		return nil, fmt.Errorf("%w: empty DTLS certificate", ErrInvalidConfig)
 	}
@@ -130,6 +148,7 @@ func (m *Manager) NewStream(ctx context.Context, cfg mediastream.Config, h media
 		DTLS:    m.dtlsConfig,
 
 		DTLSLinger: m.cfg.DTLSLinger,
+		DTLSBudget: m.budget,
 	}
 	s, err := mediastream.New(ctx, cfg, h, env)
 	if err != nil {

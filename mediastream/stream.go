@@ -89,6 +89,8 @@ type Env struct {
 	DTLS func() (dtlssrtp.Config, error)
 	// DTLSLinger is passed to the flows (flow.Config.DTLSLinger).
 	DTLSLinger time.Duration
+	// DTLSBudget is passed to the flows (flow.Config.DTLSBudget).
+	DTLSBudget *flow.DTLSBudget
 }
 
 // Stream is one media stream: an RTP flow and an optional RTCP flow (reflow's
@@ -160,7 +162,7 @@ func New(ctx context.Context, cfg Config, h Handler, env Env) (*Stream, error) {
 		keyedCh: make(chan struct{}),
 	}
 	fc := flow.Config{NAT: cfg.NAT, Latch: cfg.Latch, QueueLen: cfg.QueueLen, Logger: env.Logger,
-		Secure: cfg.Security != Plain, DTLSLinger: env.DTLSLinger, OnEvent: s.onFlowEvent}
+		Secure: cfg.Security != Plain, DTLSLinger: env.DTLSLinger, DTLSBudget: env.DTLSBudget, OnEvent: s.onFlowEvent}
 	// Hold the lock so that events of a flow that is ready at once wait until
 	// both flows are known.
 	s.mu.Lock()
