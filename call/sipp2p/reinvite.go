@@ -80,42 +80,50 @@ func (e *Endpoint) onReinvite(req *sip.Request, tx sip.ServerTransaction, ltag s
 		return
 	}
 	seq := req.CSeq().SeqNo
+	// One re-INVITE at a time: busy until its final response is sent.
 	d.mu.Lock()
 	busy := d.reinBusy
 	confirmed := d.confirmed
+	d.reinBusy = true
 	d.mu.Unlock()
 	if busy {
 		e.respond(tx, req, 500, nil, retryAfter(rand.IntN(11)))
 		return
 	}
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			d.mu.Lock()
+			d.reinBusy = false
+			d.mu.Unlock()
+		}
+	}
+	defer release()
+	respond := func(code int, extra ...sip.Header) {
+		release()
+		e.respond(tx, req, code, nil, extra...)
+	}
 	if !d.checkSeq(seq) {
-		e.respond(tx, req, 500, nil, retryAfter(rand.IntN(11)))
+		respond(500, retryAfter(rand.IntN(11)))
 		return
 	}
 	c := d.callRef()
 	if c == nil {
-		e.respond(tx, req, 481, nil)
+		respond(481)
 		return
 	}
 	if !confirmed {
 		e.glare.Add(1)
-		e.respond(tx, req, 491, nil)
+		respond(491)
 		return
 	}
 	if len(req.Body()) == 0 {
 		// A re-INVITE without an offer wants ours in the 200 and its answer
 		// in the ACK; the call core cannot make an offer outside Renegotiate.
-		e.respond(tx, req, 488, nil, sip.NewHeader("Warning", `399 - "an offer is required in the re-INVITE"`))
+		respond(488, sip.NewHeader("Warning", `399 - "an offer is required in the re-INVITE"`))
 		return
 	}
-	d.mu.Lock()
-	d.reinBusy = true
-	d.mu.Unlock()
-	defer func() {
-		d.mu.Lock()
-		d.reinBusy = false
-		d.mu.Unlock()
-	}()
 	offer, rejected := filterOffer(req.Body())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -129,7 +137,7 @@ func (e *Endpoint) onReinvite(req *sip.Request, tx sip.ServerTransaction, ltag s
 		if code == 491 {
 			e.glare.Add(1)
 		}
-		e.respond(tx, req, code, nil)
+		respond(code)
 		return
 	}
 	d.refreshTarget(req)
@@ -141,6 +149,7 @@ func (e *Endpoint) onReinvite(req *sip.Request, tx sip.ServerTransaction, ltag s
 	}
 	d.acks[seq] = ack
 	d.mu.Unlock()
+	release()
 	if err := tx.Respond(res); err != nil {
 		e.log.Debug("re-INVITE 200", "call", d.callID, "err", err)
 	}
