@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/reflow-go/reflow/call"
@@ -63,4 +64,25 @@ func Example() {
 	// Output:
 	// active: plain sendrecv
 	// bob: remote hangup
+}
+
+// An application routes incoming calls by the number dialled: the
+// Request-URI of the INVITE.
+func ExampleInfo() {
+	route := func(c *call.Call) {
+		info, ok := sipp2p.Info(c)
+		if !ok {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		switch {
+		case strings.HasPrefix(info.RequestURI, "sip:100@"):
+			c.Accept(ctx) // the front desk
+		default:
+			c.Reject(ctx, call.Reason{Kind: call.Unavailable, Code: 404})
+		}
+		fmt.Println(info.From, "called", info.RequestURI, "via", info.Get("Via"))
+	}
+	_ = call.HandlerFuncs{Incoming: func(c *call.Call) { go route(c) }}
 }
