@@ -13,6 +13,7 @@ import (
 )
 
 func TestCall(t *testing.T) {
+	leak.Check(t)
 	ca := newCA(t)
 	for _, tc := range []struct {
 		name   string

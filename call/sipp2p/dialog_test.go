@@ -175,6 +175,7 @@ func TestTargetRefreshUAS(t *testing.T) {
 // TestDelayedOfferUAS: an INVITE without SDP gets our offer in the 200 and
 // the peer's answer in the ACK is put in force (RFC 3261 §13.2.1, RFC 3264).
 func TestDelayedOfferUAS(t *testing.T) {
+	leak.Check(t)
 	for _, sec := range []sdpx.Security{sdpx.Plain, sdpx.SDES} {
 		t.Run(sec.String(), func(t *testing.T) {
 			leak.Check(t)

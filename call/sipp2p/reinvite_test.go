@@ -15,6 +15,7 @@ import (
 )
 
 func TestReinvite(t *testing.T) {
+	leak.Check(t)
 	for _, sec := range []sdpx.Security{sdpx.SDES, sdpx.DTLS} {
 		t.Run(sec.String(), func(t *testing.T) {
 			leak.Check(t)

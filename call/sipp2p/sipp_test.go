@@ -86,6 +86,7 @@ func sippKeys(sdes bool) map[string]string {
 // putting us on hold, BYE; a call whose ACK sipp holds back for 1.2 s while
 // the 200 is retransmitted; a delayed offer (INVITE without SDP).
 func TestSippUAC(t *testing.T) {
+	leak.Check(t)
 	bin := needSipp(t)
 	for _, tc := range []struct {
 		name     string
@@ -145,6 +146,7 @@ func TestSippUAC(t *testing.T) {
 // must ACK again (over UDP sipp takes that identical ACK for a
 // retransmission: TestLossyUDP covers re-ACK over UDP).
 func TestSippUAS(t *testing.T) {
+	leak.Check(t)
 	bin := needSipp(t)
 	for _, tc := range []struct {
 		name string

@@ -78,6 +78,7 @@ func startStunnel(ctx context.Context, t *testing.T, bin string, service string,
 // endpoint: sipp calls the endpoint (T.38 line, re-INVITE, BYE), and the
 // endpoint calls sipp, checking stunnel's certificate.
 func TestSippTLS(t *testing.T) {
+	leak.Check(t)
 	sipp := needSipp(t)
 	stunnel := needStunnel(t)
 	ca := newCA(t)

@@ -12,6 +12,7 @@ import (
 )
 
 func TestTLSFailures(t *testing.T) {
+	leak.Check(t)
 	ca, other := newCA(t), newCA(t)
 	good := func() *TLSConfig {
 		return &TLSConfig{Certificate: ca.leaf(t, loopback, time.Now().Add(time.Hour)), RootCAs: ca.pool}
