@@ -98,6 +98,12 @@ type Config struct {
 	// media stream from its INVITE on, so this is also the bound on media
 	// opened on behalf of remote requests. Zero means 32.
 	MaxCalls int
+	// MaxUnanswered bounds the incoming calls whose INVITE has no final
+	// response yet (ringing or waiting for the application): each holds a
+	// media stream, and with TURN an allocation, on behalf of a remote
+	// request nobody has accepted. Beyond it INVITEs are refused 503 with
+	// Retry-After. Zero means 8.
+	MaxUnanswered int
 	// RetryAfter is the Retry-After of a 503 refusal beyond MaxCalls; zero
 	// means 30 seconds.
 	RetryAfter time.Duration
@@ -137,6 +143,9 @@ func (c *Config) validate() (sip.Uri, error) {
 	}
 	if c.MaxCalls <= 0 {
 		c.MaxCalls = 32
+	}
+	if c.MaxUnanswered <= 0 {
+		c.MaxUnanswered = 8
 	}
 	if c.RetryAfter <= 0 {
 		c.RetryAfter = 30 * time.Second

@@ -61,9 +61,11 @@
 // rejects them. Info returns an incoming call's Request-URI, From, To and
 // headers.
 //
-// At most Config.MaxCalls calls exist at once (each holds a media stream
-// from its INVITE on); an INVITE beyond that is refused 503 with
-// Retry-After. An INVITE with Expires is ended with 487 when the
+// At most Config.MaxCalls calls exist at once, and at most
+// Config.MaxUnanswered of them are incoming calls whose INVITE has no final
+// response yet (each call holds a media stream from its INVITE on, and with
+// TURN an allocation: remote requests nobody accepted hold at most that
+// many); an INVITE beyond either bound is refused 503 with Retry-After. An INVITE with Expires is ended with 487 when the
 // application has not answered in time, one without after
 // Config.AnswerTimeout with 480. Before a request is processed the endpoint
 // answers 400 for a missing Call-ID, From, To or Contact or a CSeq method

@@ -36,18 +36,19 @@ type Endpoint struct {
 	finished chan struct{} // closed when Close has finished
 	glare    atomic.Int64  // re-INVITEs answered 491
 
-	mu        sync.Mutex
-	state     State
-	listeners map[Transport]netip.AddrPort  // bound addresses
-	outUDP    map[netip.Addr]netip.AddrPort // our own UDP sockets for requests when not listening on UDP
-	closers   []func() error
-	conns     map[*trackedConn]struct{} // accepted TCP/TLS connections
-	dialogs   map[string]*dialog        // by Call-ID and local tag
-	calls     int                       // admitted calls (Config.MaxCalls)
-	stopping  bool                      // Close started: no new requests or calls
-	closed    bool                      // Close hung up the calls: nothing is sent any more
-	wg        sync.WaitGroup            // every goroutine of ours, request handler and send in progress
-	serveWG   sync.WaitGroup            // the sockets' serving goroutines
+	mu         sync.Mutex
+	state      State
+	listeners  map[Transport]netip.AddrPort  // bound addresses
+	outUDP     map[netip.Addr]netip.AddrPort // our own UDP sockets for requests when not listening on UDP
+	closers    []func() error
+	conns      map[*trackedConn]struct{} // accepted TCP/TLS connections
+	dialogs    map[string]*dialog        // by Call-ID and local tag
+	calls      int                       // admitted calls (Config.MaxCalls)
+	unanswered int                       // admitted incoming calls not answered yet (Config.MaxUnanswered)
+	stopping   bool                      // Close started: no new requests or calls
+	closed     bool                      // Close hung up the calls: nothing is sent any more
+	wg         sync.WaitGroup            // every goroutine of ours, request handler and send in progress
+	serveWG    sync.WaitGroup            // the sockets' serving goroutines
 
 	wrapPC func(net.PacketConn) net.PacketConn // tests: loss injection on UDP sockets
 }
@@ -492,12 +493,23 @@ func (e *Endpoint) track(d *dialog) error {
 	if e.stopping {
 		return ErrClosed
 	}
-	if e.calls >= e.cfg.MaxCalls {
+	if e.calls >= e.cfg.MaxCalls || !d.uac && e.unanswered >= e.cfg.MaxUnanswered {
 		return ErrTooManyCalls
 	}
 	e.calls++
+	if !d.uac {
+		e.unanswered++ // until the INVITE's final response (answered)
+	}
 	e.dialogs[dialogKey(d.callID, d.localTag)] = d
 	return nil
+}
+
+// answered releases the admission of an incoming call whose INVITE got its
+// final response.
+func (e *Endpoint) answered() {
+	e.mu.Lock()
+	e.unanswered--
+	e.mu.Unlock()
 }
 
 // untrack forgets d; idempotent.

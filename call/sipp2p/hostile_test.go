@@ -245,15 +245,17 @@ func TestNoACK(t *testing.T) {
 	t.Fatal("no BYE")
 }
 
-// TestInviteFlood: 190 never-acknowledged INVITEs cost at most MaxCalls
-// calls (and media streams); the rest get 503 with Retry-After; Expires
-// ends the admitted ones with 487, and everything is released.
+// TestInviteFlood: 190 INVITEs the application only rings cost at most
+// MaxUnanswered calls (and media streams); the rest get 503 with
+// Retry-After; Expires ends the admitted ones with 487, and everything is
+// released.
 func TestInviteFlood(t *testing.T) {
 	leak.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	const maxCalls = 8
-	b := newEP(t, Config{MaxCalls: maxCalls, T1: 10 * time.Millisecond}, call.MediaConfig{})
+	// Unanswered calls are bounded apart from calls: MaxUnanswered applies.
+	const maxCalls = 6
+	b := newEP(t, Config{MaxCalls: 32, MaxUnanswered: maxCalls, T1: 10 * time.Millisecond}, call.MediaConfig{})
 	a, err := b.StartListening(ctx, UDP, netipLoopback0())
 	if err != nil {
 		t.Fatal(err)

@@ -79,6 +79,7 @@ func (e *Endpoint) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		cancelOnce.Do(func() { close(canceled) })
 	}
 	defer func() {
+		e.answered()
 		d.markFinal()
 		d.mu.Lock()
 		done := !d.confirmed
