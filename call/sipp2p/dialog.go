@@ -46,8 +46,10 @@ type dialog struct {
 	invTx     sip.ServerTransaction
 	final     chan struct{} // a final response to the initial INVITE was sent
 	finalOnce sync.Once
-	offerless bool   // the INVITE had no offer (delayed offer): the answer comes in the ACK
-	ackBody   []byte // the body of the ACK of our 2xx to the initial INVITE
+	offerless bool                         // the INVITE had no offer (delayed offer): the answer comes in the ACK
+	ackBody   []byte                       // the body of the ACK of our 2xx to the initial INVITE
+	onAck     map[uint32]func(body []byte) // what an ACK's body is for (our offer in a 2xx)
+	emptyRe   *emptyReinvite               // a re-INVITE without offer awaiting ours
 
 	rejected []rejectedLine // offer lines taken out before the core saw them
 

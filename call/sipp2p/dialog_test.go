@@ -257,3 +257,47 @@ func TestBrokenResponses(t *testing.T) {
 		t.Errorf("reason %v", r)
 	}
 }
+
+// TestEmptyReinvite: a re-INVITE without SDP gets our offer in the 200 and
+// the answer in the ACK is put in force (RFC 3261 §14.2).
+func TestEmptyReinvite(t *testing.T) {
+	leak.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, r, accepted := callee(t, ctx, Config{})
+	d, _ := r.establish(ctx, "empty-re")
+	c := <-accepted
+	waitState(t, ctx, c, call.Active)
+	d.seq = 2
+	r.send(r.request("INVITE", d, "", ""))
+	res := r.response(sip.INVITE, 2, 200, 10*time.Second)
+	offer, err := sdpx.Parse(res.Body())
+	if err != nil || len(offer.Media) != 1 || offer.Media[0].Port == 0 || offer.Media[0].Direction != sdpx.SendRecv {
+		t.Fatalf("offer in the 200: %v\n%s", err, res.Body())
+	}
+	r.send(r.request("ACK", d, r.sdp(44000, ""), ""))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if st, _ := c.MediaState(); st.Remote.Port() == 44000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			st, _ := c.MediaState()
+			t.Fatalf("answer from the ACK not in force: %+v", st)
+		}
+		select {
+		case <-c.Done():
+			t.Fatalf("call ended: %v", c.Reason())
+		case <-time.After(5 * time.Millisecond): // bounded poll of the call's media state
+		}
+	}
+	// And once more with the peer holding us: we still offer sendrecv.
+	d.seq = 3
+	r.send(r.request("INVITE", d, "", ""))
+	res = r.response(sip.INVITE, 3, 200, 10*time.Second)
+	r.send(r.request("ACK", d, r.sdp(44000, "a=sendonly\n"), ""))
+	d.seq = 4
+	r.send(r.request("BYE", d, "", ""))
+	r.response(sip.BYE, 4, 200, 5*time.Second)
+	waitDone(t, ctx, c)
+}

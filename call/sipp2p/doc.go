@@ -85,7 +85,10 @@
 // offer) gets our offer in the 200 and its answer in the ACK; the core
 // answers a stand-in offer made from the agent's media configuration, so
 // this works for plain RTP and SDES and is refused 488 with DTLS-SRTP or
-// ICE. A re-INVITE without SDP is refused 488. Re-INVITEs work both ways:
+// ICE. A re-INVITE without SDP gets a re-offer the core makes
+// (Call.Renegotiate keeping our direction) in the 200, and the ACK's answer
+// completes it. Sending an INVITE without SDP (delayed offer as UAC) needs
+// an API of the call core and is not offered. Re-INVITEs work both ways:
 // one crossing our own pending re-INVITE is answered 491, and the core
 // retries ours after the RFC 3261 §14.1 timer. SIP MESSAGE requests are
 // answered 200 and reported to Handler.OnMessage.

@@ -93,6 +93,9 @@ func (d *dialog) SendOffer(ctx context.Context, offer []byte) error {
 	if initial {
 		return d.invite(ctx, offer)
 	}
+	if er := d.takeEmptyReinvite(); er != nil {
+		return d.offerIn2xx(er, offer)
+	}
 	if !confirmed {
 		return call.Reason{Kind: call.Glare, Code: 491, Text: phrase(491)}
 	}

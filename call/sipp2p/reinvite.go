@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -90,14 +91,13 @@ func (e *Endpoint) onReinvite(req *sip.Request, tx sip.ServerTransaction, ltag s
 		e.respond(tx, req, 500, nil, retryAfter(rand.IntN(11)))
 		return
 	}
-	released := false
+	var once sync.Once
 	release := func() {
-		if !released {
-			released = true
+		once.Do(func() {
 			d.mu.Lock()
 			d.reinBusy = false
 			d.mu.Unlock()
-		}
+		})
 	}
 	defer release()
 	respond := func(code int, extra ...sip.Header) {
@@ -119,9 +119,7 @@ func (e *Endpoint) onReinvite(req *sip.Request, tx sip.ServerTransaction, ltag s
 		return
 	}
 	if len(req.Body()) == 0 {
-		// A re-INVITE without an offer wants ours in the 200 and its answer
-		// in the ACK; the call core cannot make an offer outside Renegotiate.
-		respond(488, sip.NewHeader("Warning", `399 - "an offer is required in the re-INVITE"`))
+		d.answerEmptyReinvite(c, req, tx, release)
 		return
 	}
 	offer, rejected := filterOffer(req.Body())

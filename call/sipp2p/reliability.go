@@ -39,8 +39,13 @@ func (d *dialog) retransmit(tx sip.ServerTransaction, res *sip.Response, seq uin
 		case body := <-ack:
 			d.mu.Lock()
 			d.ackBody = body
+			onAck := d.onAck[seq]
+			delete(d.onAck, seq)
 			d.mu.Unlock()
 			close(acked)
+			if onAck != nil {
+				onAck(body)
+			}
 			d.acked(seq, body)
 			return
 		case <-t.C:
