@@ -295,6 +295,9 @@ func TestEmptyReinvite(t *testing.T) {
 	d.seq = 3
 	r.send(r.request("INVITE", d, "", ""))
 	res = r.response(sip.INVITE, 3, 200, 10*time.Second)
+	if offer, err := sdpx.Parse(res.Body()); err != nil || len(offer.Media) != 1 || offer.Media[0].Direction != sdpx.SendRecv {
+		t.Errorf("second offer: %v\n%s", err, res.Body())
+	}
 	r.send(r.request("ACK", d, r.sdp(44000, "a=sendonly\n"), ""))
 	d.seq = 4
 	r.send(r.request("BYE", d, "", ""))
