@@ -291,7 +291,7 @@ func TestEmptyReinvite(t *testing.T) {
 		case <-time.After(5 * time.Millisecond): // bounded poll of the call's media state
 		}
 	}
-	// And once more with the peer holding us: we still offer sendrecv.
+	// Once more; the peer answers with hold (a=sendonly).
 	d.seq = 3
 	r.send(r.request("INVITE", d, "", ""))
 	res = r.response(sip.INVITE, 3, 200, 10*time.Second)
