@@ -102,6 +102,14 @@ func TestRouteSetAndTargetUAC(t *testing.T) {
 	placed := make(chan result, 1)
 	go func() { c, err := a.Call(ctx, target, nil); placed <- result{c, err} }()
 	inv, from := uas.request(sip.INVITE)
+	for _, h := range []string{"User-Agent", "Allow", "Supported", "Contact", "Max-Forwards"} {
+		if len(inv.GetHeaders(h)) == 0 {
+			t.Errorf("INVITE without %s", h)
+		}
+	}
+	if ua := inv.GetHeaders("User-Agent"); len(ua) == 1 && ua[0].Value() != "reflow-go" {
+		t.Errorf("User-Agent %q", ua[0].Value())
+	}
 	uas.reply(inv, from, 200, answerSDP(40000, "sendrecv"), rr) // no Contact
 	res := <-placed
 	if res.err != nil {
