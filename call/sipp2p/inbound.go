@@ -58,7 +58,7 @@ func (e *Endpoint) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		remoteSeq: seq, localSeq: rand.Uint32N(1 << 30), inv: req, invTx: tx, final: make(chan struct{}),
 		info: infoOf(req)}
 	var err error
-	if d.client, d.contact, err = e.clientFor(t, netip0(req)); err != nil {
+	if d.client, d.contact, err = e.clientFor(t, req.Source()); err != nil {
 		e.respond(tx, req, 500, nil)
 		return
 	}
@@ -158,9 +158,6 @@ func (e *Endpoint) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		c.RemoteHangup(call.Reason{Kind: call.Unavailable, Code: 503, Text: phrase(503)})
 	}
 }
-
-// netip0 is a request's source address, for choosing our local address.
-func netip0(req *sip.Request) string { return req.Source() }
 
 // SendRinging sends 180 Ringing with our tag and Contact (an early dialog).
 func (d *dialog) SendRinging(ctx context.Context) error {
