@@ -1,0 +1,132 @@
+package flowmanager_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/reflow-go/reflow/flowmanager"
+	"github.com/reflow-go/reflow/internal/benchutil"
+	"github.com/reflow-go/reflow/internal/coturn"
+	"github.com/reflow-go/reflow/mediastream"
+	"github.com/reflow-go/reflow/natmode"
+)
+
+// BenchmarkCoturnRelay: 172-byte RTP packets between two plain streams
+// relayed by coturn over TURN-UDP (each stream has its own allocation, so a
+// packet crosses coturn twice, on channels), and between two direct streams,
+// alternating in chunks within the same run so that both see the same load.
+// It reports direct-pkt/s, relay-pkt/s (packets received per second) and
+// their ratio relay/direct, the relayed packets lost, and the allocations per
+// packet of both paths together (coturn is another process).
+func BenchmarkCoturnRelay(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := coturn.StartConfig(ctx, coturn.Config{Dir: b.TempDir()})
+	if errors.Is(err, coturn.ErrNotInstalled) {
+		if os.Getenv("CI") != "" {
+			b.Fatalf("CI must run the coturn benchmark: %v", err)
+		}
+		b.Skipf("skipping the coturn benchmark: %v (apt-get install coturn)", err)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+
+	type path struct {
+		x, y *mediastream.Stream
+		took time.Duration
+		got  int
+	}
+	mkPath := func(nat natmode.Config) *path {
+		m := newManager(b, flowmanager.Config{})
+		cfg := mediastream.Config{LocalAddr: loop4, NAT: nat}
+		x, tx := readyStream(b, m, cfg)
+		y, ty := readyStream(b, m, cfg)
+		connect(b, x, tx, y, ty)
+		exchange(b, x, tx, y, ty, 2) // permissions and channels bound
+		return &path{x: x, y: y}
+	}
+	direct := mkPath(natmode.Config{})
+	relay := mkPath(coturnConfig(srv, natmode.TURNUDP))
+
+	var seq uint16
+	p := benchutil.RTPPacket(1, 172)
+	stall := time.NewTimer(time.Hour)
+	// pump sends n packets on pt, at most benchutil.Window unanswered, and
+	// adds the time they took and the packets received to pt. A datagram
+	// lost on the way (UDP through coturn may drop under load) does not stall
+	// it: after 50 ms without an answer the window moves on, and after the
+	// last packet the receiver waits at most 500 ms for stragglers.
+	pump := func(pt *path, n int) {
+		tokens := make(chan struct{}, benchutil.Window+n)
+		for range benchutil.Window {
+			tokens <- struct{}{}
+		}
+		done := make(chan int, 1)
+		rx := pt.y.RTP()
+		_ = rx.SetReadDeadline(time.Time{})
+		go func() {
+			buf := make([]byte, 2048)
+			got := 0
+			for got < n {
+				if _, _, err := rx.ReadFromAddrPort(buf); err != nil {
+					break
+				}
+				got++
+				tokens <- struct{}{}
+			}
+			done <- got
+		}()
+		start := time.Now()
+		for range n {
+			select {
+			case <-tokens:
+			default:
+				stall.Reset(50 * time.Millisecond)
+				select {
+				case <-tokens:
+				case <-stall.C:
+				}
+				stall.Stop()
+			}
+			seq++
+			binary.BigEndian.PutUint16(p[2:], seq)
+			if _, err := pt.x.RTP().Write(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+		var got int
+		select {
+		case got = <-done:
+		case <-time.After(500 * time.Millisecond):
+			_ = rx.SetReadDeadline(time.Now())
+			got = <-done
+		}
+		pt.took += time.Since(start)
+		pt.got += got
+	}
+	const chunk = 1000
+	pump(direct, chunk) // warm both paths
+	pump(relay, chunk)
+	direct.took, relay.took, direct.got, relay.got = 0, 0, 0, 0
+	b.ReportAllocs()
+	b.SetBytes(int64(len(p)))
+	b.ResetTimer()
+	for left := b.N; left > 0; left -= chunk {
+		n := min(chunk, left)
+		pump(direct, n)
+		pump(relay, n)
+	}
+	b.StopTimer()
+	dps := float64(direct.got) / direct.took.Seconds()
+	rps := float64(relay.got) / relay.took.Seconds()
+	b.ReportMetric(dps, "direct-pkt/s")
+	b.ReportMetric(rps, "relay-pkt/s")
+	b.ReportMetric(rps/dps, "relay/direct")
+	b.ReportMetric(100*float64(b.N-relay.got)/float64(b.N), "relay-loss-%")
+}
