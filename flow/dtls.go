@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -90,6 +91,15 @@ func (f *Flow) StartDTLS(role dtlssrtp.Role, cfg dtlssrtp.Config) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a := &dtlsAssoc{role: role, ep: newDTLSEndpoint(f), verifier: v, cancel: cancel, done: make(chan struct{})}
+	if early := f.takeEarlyHello(f.ActiveDestination()); early != nil {
+		if role == dtlssrtp.Server {
+			// The reader cannot see a yet: push is still ours to call.
+			a.ep.push(early)
+		} else {
+			putPacket(early)
+			f.stats.dropped[DropUnexpected].Add(1)
+		}
+	}
 	f.mu.Lock()
 	if f.closed.Load() {
 		f.mu.Unlock()
@@ -378,6 +388,18 @@ func (f *Flow) stopDTLS() {
 func (f *Flow) dtlsInbound(pkt *packet) bool {
 	a := f.dtls.Load()
 	if a == nil {
+		if f.cfg.Secure && isClientHello(pkt.buf[:pkt.n]) {
+			// A ClientHello that overtook the signalling: the peer (the
+			// DTLS client) answered and started its handshake before our
+			// StartDTLS. Kept, the latest one only, for a StartDTLS in the
+			// server role whose active destination is its source; else the
+			// client would wait for its first retransmission (1 s).
+			if old := f.earlyHello.Swap(pkt); old != nil {
+				putPacket(old)
+				f.stats.dropped[DropUnexpected].Add(1)
+			}
+			return true
+		}
 		f.stats.dropped[DropUnexpected].Add(1)
 		return false
 	}
@@ -390,6 +412,27 @@ func (f *Flow) dtlsInbound(pkt *packet) bool {
 		return false
 	}
 	return a.ep.push(pkt)
+}
+
+// isClientHello reports whether the DTLS datagram b starts with an epoch-0
+// handshake record holding a ClientHello (RFC 6347 §4.1, §4.2.2).
+func isClientHello(b []byte) bool {
+	return len(b) > 13 && b[0] == 22 && b[3] == 0 && b[4] == 0 && b[13] == 1
+}
+
+// takeEarlyHello returns the ClientHello kept by dtlsInbound if it came from
+// dst, and drops it otherwise.
+func (f *Flow) takeEarlyHello(dst netip.AddrPort) *packet {
+	pkt := f.earlyHello.Swap(nil)
+	if pkt == nil {
+		return nil
+	}
+	if !dst.IsValid() || pkt.from != dst {
+		putPacket(pkt)
+		f.stats.dropped[DropSource].Add(1)
+		return nil
+	}
+	return pkt
 }
 
 // dtlsEndpoint is the net.Conn DTLS runs on: it reads the records the flow's

@@ -3,6 +3,7 @@ package flow
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -255,5 +256,71 @@ func TestDTLSServerWaitsForClient(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no handshake timeout")
+	}
+}
+
+// A ClientHello that arrives before the server's StartDTLS (the client
+// answered and started first, the signalling is still on its way) is kept
+// and handed to the handshake, which then needs no retransmission (pion's
+// first one comes after 1 s).
+func TestDTLSEarlyClientHello(t *testing.T) {
+	leak.Check(t)
+	ca, cb := budgetCerts(t)
+	aEv, bEv := make(chan Event, 8), make(chan Event, 8)
+	a := newFlow(t, loop4, Config{Secure: true, OnEvent: nonReady(aEv)})
+	b := newFlow(t, loop4, Config{Secure: true, OnEvent: nonReady(bEv)})
+	fa, _ := dtlssrtp.CertificateFingerprint(ca.Certificate, dtlssrtp.SHA256)
+	fb, _ := dtlssrtp.CertificateFingerprint(cb.Certificate, dtlssrtp.SHA256)
+	a.SetRemoteFingerprint(fb)
+	b.SetRemoteFingerprint(fa)
+	a.SetActiveDestination(b.LocalTuple().Addr)
+	if err := a.StartDTLS(dtlssrtp.Client, ca); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for b.earlyHello.Load() == nil { // the reader keeps it
+		if time.Now().After(deadline) {
+			t.Fatalf("ClientHello not kept (drops %v)", b.Stats().Dropped)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.SetActiveDestination(a.LocalTuple().Addr)
+	start := time.Now()
+	if err := b.StartDTLS(dtlssrtp.Server, cb); err != nil {
+		t.Fatal(err)
+	}
+	waitKeyed(t, aEv, bEv)
+	if d := time.Since(start); d >= 900*time.Millisecond {
+		t.Fatalf("keyed after %v: the early ClientHello was not used", d)
+	}
+	if n := b.Stats().Dropped[DropUnexpected]; n != 0 {
+		t.Fatalf("%d DTLS datagrams dropped", n)
+	}
+}
+
+// An early ClientHello from an address other than the active destination
+// set before StartDTLS is dropped, not handed to the handshake.
+func TestDTLSEarlyClientHelloOtherSource(t *testing.T) {
+	leak.Check(t)
+	b := newFlow(t, loop4, Config{Secure: true})
+	stranger := listen(t, loop4)
+	defer stranger.Close()
+	hello := record(22, 0, "\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+	if _, err := stranger.WriteToUDPAddrPort(hello, b.LocalTuple().Addr); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for b.earlyHello.Load() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("ClientHello not kept")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.SetActiveDestination(netip.MustParseAddrPort("127.0.0.1:9"))
+	if pkt := b.takeEarlyHello(b.ActiveDestination()); pkt != nil {
+		t.Fatal("a ClientHello from another source was handed over")
+	}
+	if n := b.Stats().Dropped[DropSource]; n != 1 {
+		t.Fatalf("DropSource %d, want 1", n)
 	}
 }

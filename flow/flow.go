@@ -179,6 +179,9 @@ type Flow struct {
 	dtlsStart sync.Mutex                     // serialises StartDTLS
 	pins      []dtlssrtp.Fingerprint         // the peer's fingerprints; guarded by mu
 	ice       atomic.Pointer[iceState]       // ICE-lite responder credentials, nil = off
+	// earlyHello is a DTLS ClientHello that arrived before StartDTLS (the
+	// reader keeps the latest; StartDTLS takes it).
+	earlyHello atomic.Pointer[packet]
 }
 
 // destination is the active destination, replaced as a whole.
