@@ -106,15 +106,17 @@ func (d *dialog) sendAck(seq uint32, body []byte) {
 		ct := sip.ContentTypeHeader("application/sdp")
 		ack.AppendHeader(&ct)
 	}
-	if err := d.e.sending(func() error { return d.client.WriteRequest(ack) }); err != nil {
-		d.e.log.Debug("ACK", "call", d.callID, "err", err)
-	}
+	// Kept before it is sent: the peer may retransmit its 2xx the moment
+	// our ACK arrives, and that 2xx must find the ACK to send again.
 	d.mu.Lock()
 	if d.sentAcks == nil {
 		d.sentAcks = make(map[uint32]*sip.Request)
 	}
 	d.sentAcks[seq] = ack.Clone() // never written to: every re-ACK sends a copy
 	d.mu.Unlock()
+	if err := d.e.sending(func() error { return d.client.WriteRequest(ack) }); err != nil {
+		d.e.log.Debug("ACK", "call", d.callID, "err", err)
+	}
 }
 
 // reack sends again the ACK of a retransmitted 2xx to our INVITE.
