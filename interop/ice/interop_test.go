@@ -237,7 +237,18 @@ func TestNominationTimes(t *testing.T) {
 }
 
 func reflowPair(t *testing.T) time.Duration {
-	a, b := newFlow(t), newFlow(t)
+	return reflowICEPair(t, newFlow(t), newFlow(t), (*flow.Flow).LocalCandidates, 10*time.Second)
+}
+
+func pionPair(t *testing.T) time.Duration {
+	return pionICEPair(t, pionAgent(t), pionAgent(t), 15*time.Second)
+}
+
+// reflowICEPair runs ICE between two of our flows (a controlling), each
+// given the candidates of the other that cands returns, and returns the
+// time until both selected a pair (each bounded by d).
+func reflowICEPair(t *testing.T, a, b reflowFlow, cands func(*flow.Flow) []flow.Candidate, d time.Duration) time.Duration {
+	t.Helper()
 	ua, pa, _ := flow.NewICECredentials()
 	ub, pb, _ := flow.NewICECredentials()
 	start := time.Now()
@@ -247,19 +258,22 @@ func reflowPair(t *testing.T) time.Duration {
 	if err := b.StartICE(flow.ICEConfig{LocalUfrag: ub, LocalPwd: pb, RemoteUfrag: ua, RemotePwd: pa}); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range a.LocalCandidates() {
+	for _, c := range cands(a.Flow) {
 		b.AddRemoteCandidate(c)
 	}
-	for _, c := range b.LocalCandidates() {
+	for _, c := range cands(b.Flow) {
 		a.AddRemoteCandidate(c)
 	}
-	a.waitSelected(t, 10*time.Second)
-	b.waitSelected(t, 10*time.Second)
+	a.waitSelected(t, d)
+	b.waitSelected(t, d)
 	return time.Since(start)
 }
 
-func pionPair(t *testing.T) time.Duration {
-	a, b := pionAgent(t), pionAgent(t)
+// pionICEPair connects two pion agents (a dials, controlling) after
+// gathering and returns the time from exchanging candidates until both
+// are connected (bounded by d).
+func pionICEPair(t *testing.T, a, b *ice.Agent, d time.Duration) time.Duration {
+	t.Helper()
 	ca, cb := gather(t, a), gather(t, b)
 	ua, pa, _ := a.GetLocalUserCredentials()
 	ub, pb, _ := b.GetLocalUserCredentials()
@@ -270,7 +284,7 @@ func pionPair(t *testing.T) time.Duration {
 	for _, c := range cb {
 		a.AddRemoteCandidate(c)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() {

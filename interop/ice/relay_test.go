@@ -182,53 +182,11 @@ func relayWithPion(t *testing.T, srv relayServer, reflowControlling bool) time.D
 }
 
 func relayReflowPair(t *testing.T, srv relayServer) time.Duration {
-	a, b := relayFlow(t, srv), relayFlow(t, srv)
-	ua, pa, _ := flow.NewICECredentials()
-	ub, pb, _ := flow.NewICECredentials()
-	start := time.Now()
-	if err := a.StartICE(flow.ICEConfig{LocalUfrag: ua, LocalPwd: pa, RemoteUfrag: ub, RemotePwd: pb, Controlling: true}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.StartICE(flow.ICEConfig{LocalUfrag: ub, LocalPwd: pb, RemoteUfrag: ua, RemotePwd: pa}); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range relayCandidates(a.Flow) {
-		b.AddRemoteCandidate(c)
-	}
-	for _, c := range relayCandidates(b.Flow) {
-		a.AddRemoteCandidate(c)
-	}
-	a.waitSelected(t, 20*time.Second)
-	b.waitSelected(t, 20*time.Second)
-	return time.Since(start)
+	return reflowICEPair(t, relayFlow(t, srv), relayFlow(t, srv), relayCandidates, 20*time.Second)
 }
 
 func relayPionPair(t *testing.T, srv relayServer) time.Duration {
-	a, b := pionRelayAgent(t, srv), pionRelayAgent(t, srv)
-	ca, cb := gather(t, a), gather(t, b)
-	ua, pa, _ := a.GetLocalUserCredentials()
-	ub, pb, _ := b.GetLocalUserCredentials()
-	start := time.Now()
-	for _, c := range ca {
-		b.AddRemoteCandidate(c)
-	}
-	for _, c := range cb {
-		a.AddRemoteCandidate(c)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	errc := make(chan error, 1)
-	go func() {
-		_, err := b.Accept(ctx, ua, pa)
-		errc <- err
-	}()
-	if _, err := a.Dial(ctx, ub, pb); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-errc; err != nil {
-		t.Fatal(err)
-	}
-	return time.Since(start)
+	return pionICEPair(t, pionRelayAgent(t, srv), pionRelayAgent(t, srv), 20*time.Second)
 }
 
 // The same through coturn, a third-party server: pion/ice/v4 and this
