@@ -1,11 +1,8 @@
 package coturn
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
-	"github.com/reflow-go/reflow/internal/leak"
 	"net"
 	"net/netip"
 	"os"
@@ -14,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/logging"
-	"github.com/pion/turn/v3"
+	"github.com/reflow-go/reflow/internal/leak"
+	"github.com/reflow-go/reflow/internal/turntest"
 
 	"github.com/reflow-go/reflow/internal/stunx"
 )
@@ -47,108 +44,21 @@ func startCoturn(t *testing.T) *Server {
 	return srv
 }
 
-type allocation struct {
-	conn   net.PacketConn
-	client *turn.Client
-	relay  net.PacketConn
+// turntest is where srv listens, for the turntest clients.
+func (srv *Server) turntest() turntest.Server {
+	return turntest.Server{UDP: srv.UDP, TCP: srv.TCP, TLS: srv.TLS, Realm: srv.Realm, RootCAs: srv.RootCAs, ServerName: srv.ServerName}
 }
 
-func (a *allocation) close() {
-	if a.relay != nil {
-		_ = a.relay.Close()
-	}
-	a.client.Close()
-	_ = a.conn.Close()
-}
-
-// newQuiet returns a pion LoggerFactory that discards everything.
-func newQuiet() logging.LoggerFactory {
-	f := logging.NewDefaultLoggerFactory()
-	f.DefaultLogLevel = logging.LogLevelDisabled
-	return f
-}
-
-func allocate(t *testing.T, srv *Server, transport string) *allocation {
+// allocate makes a pion client over transport with srv's credentials and
+// allocates a UDP relay, released when the test ends.
+func allocate(t *testing.T, srv *Server, transport string) *turntest.Allocation {
 	t.Helper()
-	var (
-		conn net.PacketConn
-		addr string
-	)
-	switch transport {
-	case "udp":
-		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, addr = c, srv.UDP.String()
-	case "tcp":
-		c, err := net.Dial("tcp4", srv.TCP.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, addr = turn.NewSTUNConn(c), srv.TCP.String()
-	case "tls":
-		c, err := tls.Dial("tcp4", srv.TLS.String(), &tls.Config{RootCAs: srv.RootCAs, ServerName: srv.ServerName, MinVersion: tls.VersionTLS12})
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, addr = turn.NewSTUNConn(c), srv.TLS.String()
-	}
-	client, err := turn.NewClient(&turn.ClientConfig{
-		STUNServerAddr: addr,
-		TURNServerAddr: addr,
-		Conn:           conn,
-		Username:       srv.Username,
-		Password:       srv.Password,
-		Realm:          srv.Realm,
-		LoggerFactory:  newQuiet(),
-	})
-	if err != nil {
-		_ = conn.Close()
-		t.Fatal(err)
-	}
-	a := &allocation{conn: conn, client: client}
-	t.Cleanup(a.close)
-	if err := client.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	relay, err := client.Allocate()
+	a, err := turntest.Allocate(t, srv.turntest(), transport, srv.Username, srv.Password)
 	if err != nil {
 		t.Fatalf("allocate over %s: %v", transport, err)
 	}
-	a.relay = relay
+	t.Cleanup(a.Close)
 	return a
-}
-
-// exchange relays a few packets each way between two allocations.
-func exchange(t *testing.T, a, b *allocation) {
-	t.Helper()
-	if err := a.client.CreatePermission(b.relay.LocalAddr()); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.client.CreatePermission(a.relay.LocalAddr()); err != nil {
-		t.Fatal(err)
-	}
-	for _, dir := range [][2]*allocation{{a, b}, {b, a}} {
-		from, to := dir[0], dir[1]
-		msg := []byte("through coturn from " + from.relay.LocalAddr().String())
-		for range 3 { // Send indication first, then ChannelData
-			if _, err := from.relay.WriteTo(msg, to.relay.LocalAddr()); err != nil {
-				t.Fatal(err)
-			}
-			if err := to.relay.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
-				t.Fatal(err)
-			}
-			buf := make([]byte, 1500)
-			n, src, err := to.relay.ReadFrom(buf)
-			if err != nil {
-				t.Fatalf("read: %v", err)
-			}
-			if !bytes.Equal(buf[:n], msg) || src.String() != from.relay.LocalAddr().String() {
-				t.Fatalf("got %q from %v", buf[:n], src)
-			}
-		}
-	}
 }
 
 func TestCoturnAllocateAndRelay(t *testing.T) {
@@ -158,24 +68,24 @@ func TestCoturnAllocateAndRelay(t *testing.T) {
 	if srv.UDP.Addr() != loop || srv.TLS.Addr() != loop || srv.UDP.Port() == srv.TLS.Port() {
 		t.Fatalf("addresses %v %v %v", srv.UDP, srv.TCP, srv.TLS)
 	}
-	allocs := map[string]*allocation{}
+	allocs := map[string]*turntest.Allocation{}
 	for _, tr := range []string{"udp", "tcp", "tls"} {
 		a := allocate(t, srv, tr)
 		allocs[tr] = a
-		relay := a.relay.LocalAddr().(*net.UDPAddr).AddrPort()
+		relay := a.Relay.LocalAddr().(*net.UDPAddr).AddrPort()
 		if relay.Addr() != loop || relay.Port() < srv.RelayPorts[0] || relay.Port() > srv.RelayPorts[1] {
 			t.Errorf("%s relay %v outside %v", tr, relay, srv.RelayPorts)
 		}
-		mapped, err := a.client.SendBindingRequest()
+		mapped, err := a.Client.SendBindingRequest()
 		if err != nil {
 			t.Fatalf("%s binding: %v", tr, err)
 		}
-		if mapped.String() != a.conn.LocalAddr().String() {
-			t.Errorf("%s: mapped %v, socket %v", tr, mapped, a.conn.LocalAddr())
+		if mapped.String() != a.Conn.LocalAddr().String() {
+			t.Errorf("%s: mapped %v, socket %v", tr, mapped, a.Conn.LocalAddr())
 		}
 	}
-	exchange(t, allocs["udp"], allocs["tcp"])
-	exchange(t, allocs["tls"], allocs["udp"])
+	turntest.Exchange(t, allocs["udp"], allocs["tcp"])
+	turntest.Exchange(t, allocs["tls"], allocs["udp"])
 }
 
 func TestCoturnAnswersPlainSTUN(t *testing.T) {

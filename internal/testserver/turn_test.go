@@ -6,8 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"github.com/reflow-go/reflow/internal/leak"
-	"github.com/reflow-go/reflow/internal/pionlog"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -16,89 +14,28 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/turn/v3"
+	"github.com/reflow-go/reflow/internal/leak"
+	"github.com/reflow-go/reflow/internal/turntest"
 )
 
-// allocation is one pion TURN client with its socket and relay.
-type allocation struct {
-	conn   net.PacketConn
-	client *turn.Client
-	relay  net.PacketConn
-}
-
-func (a *allocation) close() {
-	if a.relay != nil {
-		_ = a.relay.Close()
-	}
-	a.client.Close()
-	_ = a.conn.Close()
-}
-
-// dialTURN connects to srv over transport ("udp", "tcp" or "tls").
-func dialTURN(t *testing.T, srv *TURN, transport string) (net.PacketConn, string) {
-	t.Helper()
-	switch transport {
-	case "udp":
-		c, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c, srv.UDP.String()
-	case "tcp":
-		c, err := net.Dial("tcp4", srv.TCP.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return turn.NewSTUNConn(c), srv.TCP.String()
-	case "tls":
-		c, err := tls.Dial("tcp4", srv.TLS.String(), &tls.Config{RootCAs: srv.RootCAs, ServerName: srv.ServerName, MinVersion: tls.VersionTLS12})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return turn.NewSTUNConn(c), srv.TLS.String()
-	}
-	t.Fatalf("transport %q", transport)
-	return nil, ""
+// turntest is where srv listens, for the turntest clients.
+func (srv *TURN) turntest() turntest.Server {
+	return turntest.Server{UDP: srv.UDP, TCP: srv.TCP, TLS: srv.TLS, Realm: srv.Realm, RootCAs: srv.RootCAs, ServerName: srv.ServerName}
 }
 
 // allocate makes a pion client over transport and allocates a UDP relay.
-func allocate(t *testing.T, srv *TURN, transport, user, pass string) (*allocation, error) {
+func allocate(t *testing.T, srv *TURN, transport, user, pass string) (*turntest.Allocation, error) {
 	t.Helper()
-	conn, addr := dialTURN(t, srv, transport)
-	client, err := turn.NewClient(&turn.ClientConfig{
-		STUNServerAddr: addr,
-		TURNServerAddr: addr,
-		Conn:           conn,
-		Username:       user,
-		Password:       pass,
-		Realm:          srv.Realm,
-		LoggerFactory:  pionlog.Factory(nil),
-	})
-	if err != nil {
-		_ = conn.Close()
-		t.Fatal(err)
-	}
-	a := &allocation{conn: conn, client: client}
-	if err := client.Listen(); err != nil {
-		a.close()
-		t.Fatal(err)
-	}
-	relay, err := client.Allocate()
-	if err != nil {
-		a.close()
-		return nil, err
-	}
-	a.relay = relay
-	return a, nil
+	return turntest.Allocate(t, srv.turntest(), transport, user, pass)
 }
 
-func mustAllocate(t *testing.T, srv *TURN, transport string) *allocation {
+func mustAllocate(t *testing.T, srv *TURN, transport string) *turntest.Allocation {
 	t.Helper()
 	a, err := allocate(t, srv, transport, DefaultUsername, DefaultPassword)
 	if err != nil {
 		t.Fatalf("allocate over %s: %v", transport, err)
 	}
-	t.Cleanup(a.close)
+	t.Cleanup(a.Close)
 	return a
 }
 
@@ -131,22 +68,22 @@ func TestTURNAllocateOverUDPTCPTLS(t *testing.T) {
 			t.Fatalf("listener address %v", ap)
 		}
 	}
-	var allocs []*allocation
+	var allocs []*turntest.Allocation
 	for i, tr := range []string{"udp", "tcp", "tls"} {
 		a := mustAllocate(t, srv, tr)
 		allocs = append(allocs, a)
-		relay, err := addrPort(a.relay.LocalAddr())
+		relay, err := addrPort(a.Relay.LocalAddr())
 		if err != nil {
 			t.Fatal(err)
 		}
 		if relay.Addr() != loop {
 			t.Errorf("%s relay %v", tr, relay)
 		}
-		mapped, err := a.client.SendBindingRequest()
+		mapped, err := a.Client.SendBindingRequest()
 		if err != nil {
 			t.Fatalf("%s binding: %v", tr, err)
 		}
-		local, _ := addrPort(a.conn.LocalAddr())
+		local, _ := addrPort(a.Conn.LocalAddr())
 		if got, _ := addrPort(mapped); got != local {
 			t.Errorf("%s: binding says %v, socket is %v", tr, got, local)
 		}
@@ -156,48 +93,13 @@ func TestTURNAllocateOverUDPTCPTLS(t *testing.T) {
 	}
 	// Relay a packet each way between the UDP and the TLS allocation, and
 	// from the TCP one to the UDP one (ChannelData through the TCP framer).
-	exchange(t, allocs[0], allocs[2])
-	exchange(t, allocs[1], allocs[0])
+	turntest.Exchange(t, allocs[0], allocs[2])
+	turntest.Exchange(t, allocs[1], allocs[0])
 	// Closing a relay deallocates (Refresh with LIFETIME 0).
-	_ = allocs[2].relay.Close()
-	allocs[2].relay = nil
+	_ = allocs[2].Relay.Close()
+	allocs[2].Relay = nil
 	if err := srv.WaitAllocations(testContext(t), 2); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// exchange sends from a's relay to b's relay and back, repeating until the
-// first packet gets through (the first write creates the permission on a's
-// side only, so b's side needs its own permission first).
-func exchange(t *testing.T, a, b *allocation) {
-	t.Helper()
-	if err := a.client.CreatePermission(b.relay.LocalAddr()); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.client.CreatePermission(a.relay.LocalAddr()); err != nil {
-		t.Fatal(err)
-	}
-	for _, dir := range [][2]*allocation{{a, b}, {b, a}} {
-		from, to := dir[0], dir[1]
-		msg := []byte("hello through the relay " + from.relay.LocalAddr().String())
-		// Several packets: the first goes out as a Send indication, later
-		// ones as ChannelData once the binding exists.
-		for range 3 {
-			if _, err := from.relay.WriteTo(msg, to.relay.LocalAddr()); err != nil {
-				t.Fatal(err)
-			}
-			buf := make([]byte, 1500)
-			if err := to.relay.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
-				t.Fatal(err)
-			}
-			n, src, err := to.relay.ReadFrom(buf)
-			if err != nil {
-				t.Fatalf("read: %v", err)
-			}
-			if !bytes.Equal(buf[:n], msg) || src.String() != from.relay.LocalAddr().String() {
-				t.Fatalf("got %q from %v", buf[:n], src)
-			}
-		}
 	}
 }
 
@@ -232,7 +134,7 @@ func TestTURNWrongCredentials(t *testing.T) {
 		for _, tr := range []string{"udp", "tcp"} {
 			a, err := allocate(t, srv, tr, tc.user, tc.pass)
 			if err == nil {
-				a.close()
+				a.Close()
 				t.Fatalf("%s/%s over %s: allocation succeeded", tc.user, tc.pass, tr)
 			}
 		}
@@ -242,7 +144,7 @@ func TestTURNWrongCredentials(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.close()
+	a.Close()
 }
 
 func TestTURNRestartDropsAllocations(t *testing.T) {
@@ -265,7 +167,7 @@ func TestTURNRestartDropsAllocations(t *testing.T) {
 		t.Fatalf("addresses moved: %v -> %v", before, after)
 	}
 	// The TCP connection was closed by the server: a transaction fails fast.
-	if _, err := tcp.client.SendBindingRequest(); err == nil {
+	if _, err := tcp.Client.SendBindingRequest(); err == nil {
 		t.Fatal("binding over the dropped TCP connection succeeded")
 	}
 	// The same addresses answer again.
@@ -329,7 +231,7 @@ func TestTURNLogsGoToSlog(t *testing.T) {
 	var buf lockedBuffer
 	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug - 4}))
 	srv := startTURN(t, TURNConfig{Logger: logger})
-	mustAllocate(t, srv, "udp").close()
+	mustAllocate(t, srv, "udp").Close()
 	if err := srv.WaitAllocations(testContext(t), 0); err != nil {
 		t.Fatal(err)
 	}
