@@ -1,10 +1,7 @@
 package flowmanager_test
 
 import (
-	"context"
 	"encoding/binary"
-	"errors"
-	"os"
 	"testing"
 	"time"
 
@@ -23,19 +20,7 @@ import (
 // their ratio relay/direct, the relayed packets lost, and the allocations per
 // packet of both paths together (coturn is another process).
 func BenchmarkCoturnRelay(b *testing.B) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, err := coturn.StartConfig(ctx, coturn.Config{Dir: b.TempDir()})
-	if errors.Is(err, coturn.ErrNotInstalled) {
-		if os.Getenv("CI") != "" {
-			b.Fatalf("CI must run the coturn benchmark: %v", err)
-		}
-		b.Skipf("skipping the coturn benchmark: %v (apt-get install coturn)", err)
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
+	srv := coturn.ForTest(b, coturn.Config{})
 
 	type path struct {
 		x, y *mediastream.Stream

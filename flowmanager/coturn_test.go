@@ -3,7 +3,6 @@ package flowmanager_test
 import (
 	"context"
 	"errors"
-	"os"
 	"testing"
 	"time"
 
@@ -15,26 +14,6 @@ import (
 	"github.com/reflow-go/reflow/mediastream"
 	"github.com/reflow-go/reflow/natmode"
 )
-
-// startCoturn starts a real coturn for the test. Without the turnserver
-// binary the test fails under CI (which installs it) and skips elsewhere.
-func startCoturn(t *testing.T) *coturn.Server {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, err := coturn.Start(ctx, t.TempDir())
-	if errors.Is(err, coturn.ErrNotInstalled) {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI must run the coturn interop tests: %v", err)
-		}
-		t.Skipf("skipping the coturn interop test: %v (apt-get install coturn)", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return srv
-}
 
 func coturnConfig(srv *coturn.Server, mode natmode.Mode) natmode.Config {
 	c := natmode.Config{Mode: mode, Username: srv.Username, Password: srv.Password,
@@ -55,7 +34,7 @@ func coturnConfig(srv *coturn.Server, mode natmode.Mode) natmode.Config {
 // through the relay; wrong credentials are refused with ErrTURNAuth.
 func TestCoturnRelay(t *testing.T) {
 	leak.Check(t)
-	srv := startCoturn(t)
+	srv := coturn.ForTest(t, coturn.Config{})
 	for _, mode := range turnModes {
 		t.Run(mode.String(), func(t *testing.T) {
 			cfg := mediastream.Config{LocalAddr: loop4, RTCP: true, NAT: coturnConfig(srv, mode)}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -16,27 +15,6 @@ import (
 	"github.com/reflow-go/reflow/mediastream"
 	"github.com/reflow-go/reflow/natmode"
 )
-
-// startCoturnConfig starts coturn as configured; without the turnserver
-// binary the test fails under CI and skips elsewhere.
-func startCoturnConfig(t *testing.T, cfg coturn.Config) *coturn.Server {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cfg.Dir = t.TempDir()
-	srv, err := coturn.StartConfig(ctx, cfg)
-	if errors.Is(err, coturn.ErrNotInstalled) {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI must run the coturn interop tests: %v", err)
-		}
-		t.Skipf("skipping the coturn interop test: %v (apt-get install coturn)", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return srv
-}
 
 // waitLost waits for ErrAllocationLost on r and returns how long it took from since.
 func waitLost(t *testing.T, r *recorder, since time.Time, within time.Duration) time.Duration {
@@ -72,7 +50,7 @@ func TestCoturnKilledAndRestarted(t *testing.T) {
 				name = "restarted/" + mode.String()
 			}
 			t.Run(name, func(t *testing.T) {
-				srv := startCoturnConfig(t, coturn.Config{})
+				srv := coturn.ForTest(t, coturn.Config{})
 				nat := coturnConfig(srv, mode)
 				nat.Liveness = natmode.MinLiveness
 				m := newManager(t, flowmanager.Config{})
@@ -119,7 +97,7 @@ func TestCoturnKilledAndRestarted(t *testing.T) {
 // as ErrPermissionDenied naming the peer, and writes to it fail with it.
 func TestCoturnDeniedPeer(t *testing.T) {
 	leak.Check(t)
-	srv := startCoturnConfig(t, coturn.Config{DeniedPeers: []string{"127.0.0.77"}})
+	srv := coturn.ForTest(t, coturn.Config{DeniedPeers: []string{"127.0.0.77"}})
 	for _, mode := range turnModes {
 		t.Run(mode.String(), func(t *testing.T) {
 			m := newManager(t, flowmanager.Config{})
@@ -156,7 +134,7 @@ func TestCoturnDeniedPeer(t *testing.T) {
 // the server's 440 is reported as ErrTURNRejected naming the option.
 func TestCoturnIPv6Only(t *testing.T) {
 	leak.Check(t)
-	srv := startCoturnConfig(t, coturn.Config{IPv6: true})
+	srv := coturn.ForTest(t, coturn.Config{IPv6: true})
 	for _, mode := range turnModes {
 		t.Run(mode.String(), func(t *testing.T) {
 			nat := coturnConfig(srv, mode)
@@ -194,7 +172,7 @@ func TestCoturnIPv6Only(t *testing.T) {
 // the server over IPv4.
 func TestCoturnFamilyBoth(t *testing.T) {
 	leak.Check(t)
-	srv := startCoturnConfig(t, coturn.Config{RelayIPv6Too: true})
+	srv := coturn.ForTest(t, coturn.Config{RelayIPv6Too: true})
 	nat := coturnConfig(srv, natmode.TURNUDP)
 	nat.Family = natmode.FamilyBoth
 	m := newManager(t, flowmanager.Config{})
@@ -225,7 +203,7 @@ func TestCoturnFamilyBoth(t *testing.T) {
 // SRTP suite, over UDP, TCP and TLS.
 func TestCoturnLengthSweep(t *testing.T) {
 	leak.Check(t)
-	srv := startCoturn(t)
+	srv := coturn.ForTest(t, coturn.Config{})
 	m := newManager(t, flowmanager.Config{})
 	for _, mode := range turnModes {
 		for _, suite := range sdesSuites {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -16,33 +15,6 @@ import (
 
 	"github.com/reflow-go/reflow/internal/stunx"
 )
-
-// startCoturn starts coturn for a test, skipping when it is not installed
-// (failing instead under CI, where it must be).
-func startCoturn(t *testing.T) *Server {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, err := Start(ctx, t.TempDir())
-	if errors.Is(err, ErrNotInstalled) {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("coturn is required under CI: %v", err)
-		}
-		t.Skipf("skipping: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log(srv.logTail())
-		}
-		if err := srv.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return srv
-}
 
 // turntest is where srv listens, for the turntest clients.
 func (srv *Server) turntest() turntest.Server {
@@ -63,7 +35,7 @@ func allocate(t *testing.T, srv *Server, transport string) *turntest.Allocation 
 
 func TestCoturnAllocateAndRelay(t *testing.T) {
 	leak.Check(t)
-	srv := startCoturn(t)
+	srv := ForTest(t, Config{})
 	loop := netip.MustParseAddr("127.0.0.1")
 	if srv.UDP.Addr() != loop || srv.TLS.Addr() != loop || srv.UDP.Port() == srv.TLS.Port() {
 		t.Fatalf("addresses %v %v %v", srv.UDP, srv.TCP, srv.TLS)
@@ -90,7 +62,7 @@ func TestCoturnAllocateAndRelay(t *testing.T) {
 
 func TestCoturnAnswersPlainSTUN(t *testing.T) {
 	leak.Check(t)
-	srv := startCoturn(t)
+	srv := ForTest(t, Config{})
 	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -126,7 +98,7 @@ func TestCoturnAnswersPlainSTUN(t *testing.T) {
 
 func TestCoturnCloseIsIdempotent(t *testing.T) {
 	leak.Check(t)
-	srv := startCoturn(t)
+	srv := ForTest(t, Config{})
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,6 @@
 package coturn
 
 import (
-	"context"
-	"errors"
-	"os"
 	"testing"
 	"time"
 
@@ -20,36 +17,12 @@ func newRawUDP(t *testing.T, srv *Server) *turntest.Raw {
 	return turntest.DialRaw(t, srv.turntest(), "udp", srv.Username, srv.Password)
 }
 
-func startCoturnConfig(t *testing.T, cfg Config) *Server {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cfg.Dir = t.TempDir()
-	srv, err := StartConfig(ctx, cfg)
-	if errors.Is(err, ErrNotInstalled) {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("coturn is required under CI: %v", err)
-		}
-		t.Skipf("skipping: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Log(srv.logTail())
-		}
-		_ = srv.Close()
-	})
-	return srv
-}
-
 // TestCoturnRefreshWithoutAllocationIs437 records that coturn, unlike
 // pion/turn/v3, answers a Refresh for an allocation it does not have with
 // 437 (Allocation Mismatch).
 func TestCoturnRefreshWithoutAllocationIs437(t *testing.T) {
 	leak.Check(t)
-	srv := startCoturnConfig(t, Config{})
+	srv := ForTest(t, Config{})
 	c := newRawUDP(t, srv)
 	res := c.AuthedRetry(turntest.RefreshRequest, turntest.LifetimeAttr(600*time.Second))
 	if code := turntest.ErrorCode(res); code != stun.CodeAllocMismatch {
@@ -62,7 +35,7 @@ func TestCoturnRefreshWithoutAllocationIs437(t *testing.T) {
 
 func TestCoturnMaxAllocateLifetime(t *testing.T) {
 	leak.Check(t)
-	srv := startCoturnConfig(t, Config{MaxAllocateLifetime: 3 * time.Second})
+	srv := ForTest(t, Config{MaxAllocateLifetime: 3 * time.Second})
 	for _, tc := range []struct {
 		ask  []stun.Setter
 		want time.Duration

@@ -2,10 +2,8 @@ package iceinterop
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
@@ -193,14 +191,7 @@ func relayPionPair(t *testing.T, srv relayServer) time.Duration {
 // library, relayed candidates only, in both roles.
 func TestRelayCoturn(t *testing.T) {
 	leak.Check(t)
-	cs, err := coturn.Start(t.Context(), t.TempDir())
-	if err != nil {
-		if errors.Is(err, coturn.ErrNotInstalled) && os.Getenv("CI") != "true" {
-			t.Skip(err)
-		}
-		t.Fatal(err)
-	}
-	defer cs.Close()
+	cs := coturn.ForTest(t, coturn.Config{})
 	srv := relayServer{cs.UDP, cs.Username, cs.Password}
 	rp := relayWithPion(t, srv, true)
 	pr := relayWithPion(t, srv, false)
