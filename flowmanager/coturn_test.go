@@ -3,6 +3,7 @@ package flowmanager_test
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -16,17 +17,7 @@ import (
 )
 
 func coturnConfig(srv *coturn.Server, mode natmode.Mode) natmode.Config {
-	c := natmode.Config{Mode: mode, Username: srv.Username, Password: srv.Password,
-		RootCAs: srv.RootCAs, ServerName: srv.ServerName, Timeout: 5 * time.Second}
-	switch mode {
-	case natmode.TURNUDP:
-		c.Server = srv.UDP
-	case natmode.TURNTCP:
-		c.Server = srv.TCP
-	default:
-		c.Server = srv.TLS
-	}
-	return c
+	return relayConfig(mode, [3]netip.AddrPort{srv.UDP, srv.TCP, srv.TLS}, srv.Username, srv.Password, srv.RootCAs, srv.ServerName)
 }
 
 // Two streams relayed through a real third-party TURN server (coturn) over

@@ -2,6 +2,7 @@ package flowmanager_test
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"net/netip"
 	"testing"
@@ -27,15 +28,20 @@ func startTURN(t testing.TB, cfg testserver.TURNConfig) *testserver.TURN {
 
 // turnConfig returns the NAT config for mode against srv.
 func turnConfig(srv *testserver.TURN, mode natmode.Mode) natmode.Config {
-	c := natmode.Config{Mode: mode, Username: testserver.DefaultUsername, Password: testserver.DefaultPassword,
-		RootCAs: srv.RootCAs, ServerName: srv.ServerName, Timeout: 5 * time.Second}
+	return relayConfig(mode, [3]netip.AddrPort{srv.UDP, srv.TCP, srv.TLS}, testserver.DefaultUsername, testserver.DefaultPassword, srv.RootCAs, srv.ServerName)
+}
+
+// relayConfig is the NAT config of a TURN mode for a server listening at
+// addrs (UDP, TCP, TLS).
+func relayConfig(mode natmode.Mode, addrs [3]netip.AddrPort, user, pass string, roots *x509.CertPool, name string) natmode.Config {
+	c := natmode.Config{Mode: mode, Username: user, Password: pass, RootCAs: roots, ServerName: name, Timeout: 5 * time.Second}
 	switch mode {
 	case natmode.TURNUDP:
-		c.Server = srv.UDP
+		c.Server = addrs[0]
 	case natmode.TURNTCP:
-		c.Server = srv.TCP
+		c.Server = addrs[1]
 	case natmode.TURNTLS:
-		c.Server = srv.TLS
+		c.Server = addrs[2]
 	}
 	return c
 }
