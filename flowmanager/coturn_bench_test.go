@@ -14,11 +14,13 @@ import (
 
 // BenchmarkCoturnRelay: 172-byte RTP packets between two plain streams
 // relayed by coturn over TURN-UDP (each stream has its own allocation, so a
-// packet crosses coturn twice, on channels), and between two direct streams,
-// alternating in chunks within the same run so that both see the same load.
-// It reports direct-pkt/s, relay-pkt/s (packets received per second) and
-// their ratio relay/direct, the relayed packets lost, and the allocations per
-// packet of both paths together (coturn is another process).
+// packet crosses coturn twice, on channels), from a relayed stream to a
+// direct one (the usual deployment: a client behind TURN calling a server
+// with a public address; one crossing), and between two direct streams,
+// alternating in chunks within the same run so that all see the same load.
+// It reports direct-pkt/s, relay-pkt/s and relay1-pkt/s (packets received
+// per second), their ratios to direct, the relayed packets lost, and the
+// allocations per packet of all paths together (coturn is another process).
 func BenchmarkCoturnRelay(b *testing.B) {
 	srv := coturn.ForTest(b, coturn.Config{})
 
@@ -27,17 +29,18 @@ func BenchmarkCoturnRelay(b *testing.B) {
 		took time.Duration
 		got  int
 	}
-	mkPath := func(nat natmode.Config) *path {
+	mkPath := func(natX, natY natmode.Config) *path {
 		m := newManager(b, flowmanager.Config{})
-		cfg := mediastream.Config{LocalAddr: loop4, NAT: nat}
-		x, tx := readyStream(b, m, cfg)
-		y, ty := readyStream(b, m, cfg)
+		x, tx := readyStream(b, m, mediastream.Config{LocalAddr: loop4, NAT: natX})
+		y, ty := readyStream(b, m, mediastream.Config{LocalAddr: loop4, NAT: natY})
 		connect(b, x, tx, y, ty)
 		exchange(b, x, tx, y, ty, 2) // permissions and channels bound
 		return &path{x: x, y: y}
 	}
-	direct := mkPath(natmode.Config{})
-	relay := mkPath(coturnConfig(srv, natmode.TURNUDP))
+	turnUDP := coturnConfig(srv, natmode.TURNUDP)
+	direct := mkPath(natmode.Config{}, natmode.Config{})
+	relay := mkPath(turnUDP, turnUDP)
+	relay1 := mkPath(turnUDP, natmode.Config{})
 
 	var seq uint16
 	p := benchutil.RTPPacket(1, 172)
@@ -104,7 +107,10 @@ func BenchmarkCoturnRelay(b *testing.B) {
 	const chunk = 1000
 	pump(direct, chunk) // warm both paths
 	pump(relay, chunk)
-	direct.took, relay.took, direct.got, relay.got = 0, 0, 0, 0
+	pump(relay1, chunk)
+	for _, pt := range []*path{direct, relay, relay1} {
+		pt.took, pt.got = 0, 0
+	}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(p)))
 	b.ResetTimer()
@@ -112,12 +118,16 @@ func BenchmarkCoturnRelay(b *testing.B) {
 		n := min(chunk, left)
 		pump(direct, n)
 		pump(relay, n)
+		pump(relay1, n)
 	}
 	b.StopTimer()
 	dps := float64(direct.got) / direct.took.Seconds()
 	rps := float64(relay.got) / relay.took.Seconds()
 	b.ReportMetric(dps, "direct-pkt/s")
 	b.ReportMetric(rps, "relay-pkt/s")
+	r1ps := float64(relay1.got) / relay1.took.Seconds()
 	b.ReportMetric(rps/dps, "relay/direct")
-	b.ReportMetric(100*float64(b.N-relay.got)/float64(b.N), "relay-loss-%")
+	b.ReportMetric(r1ps, "relay1-pkt/s")
+	b.ReportMetric(r1ps/dps, "relay1/direct")
+	b.ReportMetric(100*float64(2*b.N-relay.got-relay1.got)/float64(2*b.N), "relay-loss-%")
 }
