@@ -46,6 +46,8 @@ type Core struct {
 	log *slog.Logger
 	wg  sync.WaitGroup
 
+	stop chan struct{} // closed by Close
+
 	mu     sync.Mutex
 	regs   []*registration
 	calls  map[string]*coreCall
@@ -97,7 +99,7 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Core{cfg: cfg, log: log, calls: map[string]*coreCall{}}, nil
+	return &Core{cfg: cfg, log: log, calls: map[string]*coreCall{}, stop: make(chan struct{})}, nil
 }
 
 // Pipe serves a terminal registering for one call at a time.
@@ -411,4 +413,8 @@ func (c *Core) sendTo(r *registration, id string, m *pb.WebTerminalMessage) {
 	}
 	m.CallId = id
 	r.out.push(m)
+}
+
+func answerMsg(sdp string) *pb.WebTerminalMessage {
+	return &pb.WebTerminalMessage{Message: &pb.WebTerminalMessage_Answer{Answer: &pb.Answer{Sdp: sdp}}}
 }
