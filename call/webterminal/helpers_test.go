@@ -114,9 +114,9 @@ func signalOf(m map[string]chan struct{}, id string) chan struct{} {
 	return ch
 }
 
-func (r *rec) OnRegistered(*Terminal)                             { r.registered <- struct{}{} }
-func (r *rec) OnUnregistered(_ *Terminal, e error)                { r.unregistered <- e }
-func (r *rec) OnStatus(_ *Terminal, s Status)                     { r.status <- s }
+func (r *rec) OnRegistered(*Terminal)              { r.registered <- struct{}{} }
+func (r *rec) OnUnregistered(_ *Terminal, e error) { r.unregistered <- e }
+func (r *rec) OnStatus(_ *Terminal, s Status)      { r.status <- s }
 func (r *rec) OnProtocolError(_ *Terminal, e error) {
 	r.protoErr <- e
 	r.mu.Lock()
