@@ -401,9 +401,13 @@ func (t *Terminal) lost(s *session, err error) {
 	if closed {
 		reason = ErrClosed
 	}
+	r := call.Reason{Kind: call.SignalingFailed, Text: "registration stream lost", Err: reason}
+	if closed {
+		r = call.Reason{Kind: call.LocalHangup, Text: "terminal closed", Err: ErrClosed}
+	}
 	for _, g := range gs {
 		if cc := g.call(); cc != nil {
-			cc.RemoteHangup(call.Reason{Kind: call.SignalingFailed, Text: "registration stream lost", Err: reason})
+			cc.RemoteHangup(r)
 		}
 	}
 	if !closed {
