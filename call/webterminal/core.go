@@ -37,7 +37,8 @@ type CoreConfig struct {
 // through; it sends InCall/Idle to the other terminals of a call's parties;
 // it moves a call to a terminal that takes it over and "to the phone" on
 // Action{ToPhone} (the phone is not modelled: the leg just leaves its
-// terminal); and it can renegotiate a call (Renegotiate). Register it on a
+// terminal); it can renegotiate a call (Renegotiate) and terminate a party's
+// media on a call core agent of its own (AttachMedia). Register it on a
 // grpc.Server with pb.RegisterWebTerminalServer. All methods are safe for
 // concurrent use.
 type Core struct {

@@ -172,3 +172,39 @@ func TestTerminalRenegotiates(t *testing.T) {
 		t.Fatal(in.Reason())
 	}
 }
+
+// A re-offer the core call cannot accept (here unparsable SDP) ends the call
+// with the refusal as its reason and Bye sent (the API has no other way to
+// refuse); the other side records a remote hangup. Closing the agent ends a
+// terminal call as a local hangup with Bye too.
+func TestRefusalsAndAgentClose(t *testing.T) {
+	leak.Check(t)
+	core, addr := startCore(t, CoreConfig{})
+	a := dial(t, addr, "100", MultiPipe, "")
+	b := dial(t, addr, "200", MultiPipe, "accept")
+	c, err := a.Call(ctxT(t), "200")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.rec.up(t, c, "established")
+	in := recv(t, b.rec.incoming, "incoming")
+	core.Send("200", &pb.WebTerminalMessage{CallId: in.ID(), Message: &pb.WebTerminalMessage_Offer{
+		Offer: &pb.Offer{Sdp: "not sdp", Msisdn: "100"}}})
+	reason(t, in, call.Malformed, nil, "callee refusing the re-offer")
+	reason(t, c, call.RemoteHangup, ErrRemoteHangup, "caller")
+
+	c, err = a.Call(ctxT(t), "200")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.rec.up(t, c, "second call established")
+	in = recv(t, b.rec.incoming, "second incoming")
+	if err := b.Agent().Close(); err != nil {
+		t.Fatal(err)
+	}
+	reason(t, in, call.LocalHangup, nil, "callee (agent closed)")
+	reason(t, c, call.RemoteHangup, ErrRemoteHangup, "caller")
+	if _, err := Dial(ctxT(t), Config{Target: addr, MSISDN: "300"}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("Dial without an agent: %v", err)
+	}
+}
