@@ -208,3 +208,33 @@ func TestRefusalsAndAgentClose(t *testing.T) {
 		t.Fatalf("Dial without an agent: %v", err)
 	}
 }
+
+// Two terminals on one agent call each other: the call_id is the caller's
+// core call ID, so the callee's core call gets an ID of its own (CallID
+// still tells the call_id); the agent announces only the incoming side, once.
+func TestSharedAgent(t *testing.T) {
+	leak.Check(t)
+	_, addr := startCore(t, CoreConfig{})
+	r := newRec("accept")
+	agent := newAgent(t, sdpx.Plain, r)
+	shared := func(c *Config) { c.Agent = agent }
+	a := dial(t, addr, "100", MultiPipe, "", shared)
+	b := dial(t, addr, "200", MultiPipe, "", shared)
+	c, err := a.Call(ctxT(t), "200")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.up(t, c, "established")
+	in := recv(t, r.incoming, "incoming")
+	if in.ID() == c.ID() || CallID(in) != c.ID() || CallID(c) != c.ID() || TerminalOf(in) != b.Terminal || TerminalOf(c) != a.Terminal {
+		t.Fatalf("callee's call %s (call_id %s) on %p, caller's %s", in.ID(), CallID(in), TerminalOf(in), c.ID())
+	}
+	if n, m := r.timesAnnounced(in.ID()), r.timesAnnounced(c.ID()); n != 1 || m != 0 {
+		t.Fatalf("announced %d times (callee) and %d (caller)", n, m)
+	}
+	if n := len(agent.Calls()); n != 2 {
+		t.Fatalf("agent has %d calls", n)
+	}
+	in.Hangup(ctxT(t))
+	reason(t, c, call.RemoteHangup, ErrRemoteHangup, "caller")
+}
