@@ -225,14 +225,15 @@ func (s *session) prune() {
 	}
 }
 
-// Close hangs up every call (call.LocalHangup, Bye sent) and returns once
-// they have ended and their media is closed; it then ends the registration
-// stream, closes the connection and waits for the terminal's goroutines
-// (stream reader and writer). The agent stays open. It is idempotent and safe from
-// any goroutine, a Handler included: it never waits for a running Handler
-// call. The Handler calls queued before Close returns (the calls' endings
-// among them) are still made, in order; none after. Done tells when the last
-// one has returned.
+// Close hangs up every call (call.LocalHangup, Bye sent; the agent's
+// Handler reports their Terminated states) and returns once they have ended
+// and their media is closed; it then ends the registration stream, closes
+// the connection and waits for the terminal's goroutines (stream reader and
+// writer). The agent stays open. Close is idempotent and safe from any
+// goroutine, a Handler (the terminal's or the agent's) included: it never
+// waits for a running Handler call. The terminal Handler calls queued before
+// Close returns are still made, in order; none after. Done tells when the
+// last one has returned.
 func (t *Terminal) Close() error {
 	t.mu.Lock()
 	if t.closed {
