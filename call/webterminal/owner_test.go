@@ -238,3 +238,36 @@ func TestSharedAgent(t *testing.T) {
 	in.Hangup(ctxT(t))
 	reason(t, c, call.RemoteHangup, ErrRemoteHangup, "caller")
 }
+
+// Both terminals re-offer at once (the core passes each Offer on): each
+// side's crossing Offer wins over its own (the terminal is the polite peer),
+// both Renegotiate calls retry after the RFC 3261 glare timer and succeed,
+// and the media follows the last exchange (new streams on both sides).
+func TestTerminalGlare(t *testing.T) {
+	leak.Check(t)
+	_, addr := startCore(t, CoreConfig{})
+	a := dial(t, addr, "100", MultiPipe, "")
+	b := dial(t, addr, "200", Pipe, "accept")
+	c, err := a.Call(ctxT(t), "200")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.rec.up(t, c, "established")
+	in := recv(t, b.rec.incoming, "incoming")
+	errs := make(chan error, 2)
+	for _, x := range []*call.Call{c, in} {
+		go func() { errs <- x.Renegotiate(ctxT(t), call.Change{Direction: sdpx.SendRecv, NewMedia: true}) }()
+	}
+	for range 2 {
+		if err := recv(t, errs, "Renegotiate"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c.State() != call.Active || in.State() != call.Active {
+		t.Fatalf("calls %v / %v", c.Reason(), in.Reason())
+	}
+	flows(t, c.Stream(), in.Stream(), "caller -> callee")
+	flows(t, in.Stream(), c.Stream(), "callee -> caller")
+	c.Hangup(ctxT(t))
+	reason(t, in, call.RemoteHangup, ErrRemoteHangup, "callee")
+}
