@@ -204,19 +204,19 @@ func (c *Call) reoffer(ctx context.Context, ch Change) error {
 		if c.offer != p {
 			c.mu.Unlock()
 			nm.Close()
-			return ErrClosed
+			return p.outcome(ErrClosed)
 		}
 		p.media = nm
 		c.mu.Unlock()
 		if err := nm.Wait(ctx); err != nil {
 			c.rollback(p)
-			return err
+			return p.outcome(err)
 		}
 	}
 	c.mu.Lock()
 	if c.offer != p {
 		c.mu.Unlock()
-		return ErrClosed
+		return p.outcome(ErrClosed)
 	}
 	md := c.media
 	if p.media != nil {
@@ -247,6 +247,18 @@ func (c *Call) reoffer(ctx context.Context, ch Change) error {
 	case <-ctx.Done():
 		c.rollback(p)
 		return ctx.Err()
+	}
+}
+
+// outcome returns why offer p was withdrawn before it was sent (the peer's
+// refusal, e.g. a Glare Reason that Renegotiate retries, or the call's end),
+// else err.
+func (p *pending) outcome(err error) error {
+	select {
+	case r := <-p.result:
+		return r
+	default:
+		return err
 	}
 }
 

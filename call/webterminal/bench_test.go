@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"net/netip"
 	"testing"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 	"github.com/reflow-go/reflow/call/sdpx"
 	pb "github.com/reflow-go/reflow/call/webterminal/webterminalpb"
 	"github.com/reflow-go/reflow/flow"
-	"github.com/reflow-go/reflow/flowmanager"
 	"github.com/reflow-go/reflow/mediastream"
 	"google.golang.org/grpc"
 )
@@ -49,18 +47,24 @@ func BenchmarkTerminalCall(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
+				caller.rec.mu.Lock()
+				active := signalOf(caller.rec.active, c.ID())
+				caller.rec.mu.Unlock()
 				select {
-				case <-c.Established():
+				case <-active:
 				case <-ctx.Done():
-					b.Fatalf("not established: %v %v", c.State(), c.Err())
+					b.Fatalf("not established: %v %v", c.State(), c.Reason())
 				}
-				var in *Call
+				caller.rec.mu.Lock()
+				delete(caller.rec.active, c.ID())
+				caller.rec.mu.Unlock()
+				var in *call.Call
 				select {
 				case in = <-callee.rec.incoming:
 				case <-ctx.Done():
 					b.Fatal("no incoming call")
 				}
-				sa, sb := CallOf(c).Stream(), CallOf(in).Stream()
+				sa, sb := c.Stream(), in.Stream()
 				benchRTP(b, ctx, sa, sb)
 				benchRTP(b, ctx, sb, sa)
 				if err := c.Hangup(ctx); err != nil {
@@ -86,20 +90,11 @@ func BenchmarkTerminalCall(b *testing.B) {
 // with media on loopback secured with sec; closed when the benchmark ends.
 func benchTerminal(b *testing.B, addr, msisdn string, mode Mode, auto string, sec sdpx.Security) *term {
 	b.Helper()
-	m, err := flowmanager.New(flowmanager.Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	agent, err := call.New(call.Config{Manager: m, Media: call.MediaConfig{
-		LocalAddr: netip.MustParseAddr("127.0.0.1"), Security: sec}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { agent.Close(); m.Close() })
 	r := newRec(auto)
+	agent := newAgent(b, sec, r)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	tm, err := Dial(ctx, Config{Target: addr, MSISDN: msisdn, Mode: mode, Media: CoreMedia(agent), Handler: r,
+	tm, err := Dial(ctx, Config{Target: addr, MSISDN: msisdn, Mode: mode, Agent: agent, Handler: r,
 		ReconnectMin: 10 * time.Millisecond})
 	if err != nil {
 		b.Fatalf("Dial %s: %v", msisdn, err)

@@ -1,19 +1,20 @@
 package webterminal
 
 import (
-	"errors"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/reflow-go/reflow/call"
+	pb "github.com/reflow-go/reflow/call/webterminal/webterminalpb"
 	"github.com/reflow-go/reflow/internal/leak"
 )
 
-// Close from a Handler call while the application closes the same terminal:
-// both return, the terminal's call ends with ErrClosed, and Done closes once
-// the handler returned. The handler's Close starts after the application's
-// Close has ended the calls and is waiting for the terminal's goroutines
-// (the old terminal then waited for the handler, which waited for it).
+// Close from a Handler call (the agent's, reporting a call's end) while the
+// application closes the same terminal: both return, the terminal's other
+// call ends as a local hangup, and Done closes. The handler's Close starts
+// after the application's Close has ended the calls and is waiting for the
+// terminal's goroutines.
 func TestCloseFromHandler(t *testing.T) {
 	leak.Check(t)
 	_, addr := startCore(t, CoreConfig{})
@@ -23,7 +24,7 @@ func TestCloseFromHandler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wait(t, up.Established(), "established")
+	a.rec.up(t, up, "established")
 
 	inside := make(chan error, 1)
 	entered, proceed := make(chan struct{}), make(chan struct{})
@@ -32,7 +33,7 @@ func TestCloseFromHandler(t *testing.T) {
 		<-proceed
 		inside <- a.Close()
 	})
-	rejected, err := a.Call(ctxT(t), "999") // the core rejects: OnCallEnded -> hook
+	rejected, err := a.Call(ctxT(t), "999") // the core rejects: Terminated -> hook
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,24 +54,21 @@ func TestCloseFromHandler(t *testing.T) {
 		}
 	}
 	wait(t, a.Done(), "Done")
-	if !errors.Is(up.Err(), ErrClosed) {
-		t.Errorf("call: %v", up.Err())
+	if r := up.Reason(); r.Kind != call.LocalHangup {
+		t.Errorf("call: %v", r)
 	}
 }
 
-// A Handler call that blocks does not hold Close up; Done waits for it.
+// Close from the terminal's own Handler works too, and a terminal Handler
+// call that blocks does not hold Close up; Done waits for it.
 func TestCloseHandlerBlocked(t *testing.T) {
 	leak.Check(t)
-	_, addr := startCore(t, CoreConfig{})
+	core, addr := startCore(t, CoreConfig{})
 	a := dial(t, addr, "100", MultiPipe, "")
 	release := make(chan struct{})
 	entered := make(chan struct{})
-	a.rec.hook(func() { close(entered); <-release })
-	c, err := a.Call(ctxT(t), "999") // the core rejects: OnCallEnded -> hook
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait(t, c.Done(), "rejected call")
+	a.rec.protoHook(func() { close(entered); <-release })
+	core.Send("100", &pb.WebTerminalMessage{CallId: "bad", Message: &pb.WebTerminalMessage_Bye{Bye: &pb.Bye{}}})
 	wait(t, entered, "handler entered")
 	closed := make(chan struct{})
 	go func() { a.Close(); close(closed) }()
@@ -82,19 +80,38 @@ func TestCloseHandlerBlocked(t *testing.T) {
 	}
 	close(release)
 	wait(t, a.Done(), "Done after the handler returned")
+
+	b := dial(t, addr, "200", MultiPipe, "")
+	inside := make(chan error, 1)
+	b.rec.protoHook(func() { inside <- b.Close() })
+	core.Send("200", &pb.WebTerminalMessage{CallId: "bad", Message: &pb.WebTerminalMessage_Bye{Bye: &pb.Bye{}}})
+	if err := recv(t, inside, "Close from the terminal's handler"); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, b.Done(), "Done after Close from the handler")
 }
 
-// Many terminals closed from handlers and from outside at once.
+// Many terminals with calls closed from handlers and from outside at once;
+// their calls end as local hangups and the other side's as remote ones.
 func TestConcurrentClose(t *testing.T) {
 	leak.Check(t)
 	_, addr := startCore(t, CoreConfig{})
-	for range 10 {
-		a := dial(t, addr, "100", Pipe, "")
+	b := dial(t, addr, "200", MultiPipe, "accept")
+	for i := range 6 {
+		a := dial(t, addr, "100", []Mode{Pipe, MultiPipe}[i%2], "")
+		c, err := a.Call(ctxT(t), "200")
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.rec.up(t, c, "established")
+		in := recv(t, b.rec.incoming, "incoming")
 		var wg sync.WaitGroup
 		for range 3 {
 			wg.Go(func() { a.Close() })
 		}
 		wg.Wait()
 		wait(t, a.Done(), "Done")
+		reason(t, c, call.LocalHangup, nil, "closed terminal")
+		reason(t, in, call.RemoteHangup, ErrRemoteHangup, "other side")
 	}
 }

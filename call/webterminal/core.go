@@ -37,7 +37,8 @@ type CoreConfig struct {
 // through; it sends InCall/Idle to the other terminals of a call's parties;
 // it moves a call to a terminal that takes it over and "to the phone" on
 // Action{ToPhone} (the phone is not modelled: the leg just leaves its
-// terminal); and it can renegotiate a call (Renegotiate). Register it on a
+// terminal); it can renegotiate a call (Renegotiate) and terminate a party's
+// media on a call core agent of its own (AttachMedia). Register it on a
 // grpc.Server with pb.RegisterWebTerminalServer. All methods are safe for
 // concurrent use.
 type Core struct {
@@ -45,6 +46,8 @@ type Core struct {
 	cfg CoreConfig
 	log *slog.Logger
 	wg  sync.WaitGroup
+
+	stop chan struct{} // closed by Close
 
 	mu     sync.Mutex
 	regs   []*registration
@@ -97,7 +100,7 @@ func NewCore(cfg CoreConfig) (*Core, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Core{cfg: cfg, log: log, calls: map[string]*coreCall{}}, nil
+	return &Core{cfg: cfg, log: log, calls: map[string]*coreCall{}, stop: make(chan struct{})}, nil
 }
 
 // Pipe serves a terminal registering for one call at a time.
@@ -411,4 +414,8 @@ func (c *Core) sendTo(r *registration, id string, m *pb.WebTerminalMessage) {
 	}
 	m.CallId = id
 	r.out.push(m)
+}
+
+func answerMsg(sdp string) *pb.WebTerminalMessage {
+	return &pb.WebTerminalMessage{Message: &pb.WebTerminalMessage_Answer{Answer: &pb.Answer{Sdp: sdp}}}
 }

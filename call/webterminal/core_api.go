@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/reflow-go/reflow/call"
 	pb "github.com/reflow-go/reflow/call/webterminal/webterminalpb"
 )
 
@@ -136,11 +137,116 @@ func (c *Core) Drop(msisdn string) int {
 // Stop the grpc.Server too; Close does not. It is idempotent.
 func (c *Core) Close() error {
 	c.mu.Lock()
+	if !c.closed {
+		close(c.stop)
+	}
 	c.closed = true
 	for _, r := range c.regs {
 		r.cancel(ErrClosed)
 	}
 	c.mu.Unlock()
 	c.wg.Wait()
+	return nil
+}
+
+// AttachMedia has the core terminate the media of party msisdn's leg of the
+// active call callID itself, as a media server would: it places a call on
+// agent (media from mc, or the agent's MediaConfig when nil) whose offer
+// goes to that party's terminal as a re-offer (Renegotiate) and whose
+// answer it applies. It returns the agent's call, Active, once the
+// terminal's answer is in force; its Stream carries the party's media. The
+// agent's call ends (call.RemoteHangup) when the routed call ends, and
+// hanging it up ends the routed call (Hangup); a re-offer on it
+// (call.Call.Renegotiate) renegotiates the party again.
+func (c *Core) AttachMedia(ctx context.Context, agent *call.Agent, callID, msisdn string, mc *call.MediaConfig) (*call.Call, error) {
+	c.mu.Lock()
+	routed := c.calls[callID]
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if routed == nil {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownCall, callID)
+	}
+	leg := &mediaLeg{core: c, agent: agent, callID: callID, msisdn: msisdn}
+	cc, err := agent.Dial(ctx, leg, call.Params{Remote: call.Party{URI: "tel:" + msisdn}, Media: mc})
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		cc.RemoteHangup(call.Reason{Kind: call.SignalingFailed, Text: "core closed", Err: ErrClosed})
+		return nil, ErrClosed
+	}
+	c.wg.Add(1)
+	c.mu.Unlock()
+	go func() {
+		defer c.wg.Done()
+		select {
+		case <-routed.done:
+			cc.RemoteHangup(call.Reason{Kind: call.RemoteHangup, Text: "the routed call ended"})
+		case <-c.stop:
+			cc.RemoteHangup(call.Reason{Kind: call.SignalingFailed, Text: "core closed", Err: ErrClosed})
+		case <-cc.Done():
+		}
+	}()
+	select {
+	case <-cc.Done():
+		return nil, cc.Reason()
+	default:
+	}
+	return cc, nil
+}
+
+// mediaLeg is the call.Signaling of a call the core terminates itself
+// (AttachMedia): its offers are renegotiations of one party's leg.
+type mediaLeg struct {
+	core           *Core
+	agent          *call.Agent
+	callID, msisdn string
+}
+
+// SendOffer implements call.Signaling: Renegotiate with the party's
+// terminal, then the answer is applied (or the refusal reported).
+func (l *mediaLeg) SendOffer(ctx context.Context, offer []byte) error {
+	ans, err := l.core.Renegotiate(ctx, l.callID, l.msisdn, string(offer))
+	cc := l.call()
+	if cc == nil {
+		return ErrClosed
+	}
+	if err != nil {
+		cc.RemoteReject(call.Reason{Kind: call.SignalingFailed, Text: "renegotiating the terminal", Err: err})
+		return nil
+	}
+	_ = cc.RemoteAnswer([]byte(ans)) // an unusable answer ends the call with its reason
+	return nil
+}
+
+// call returns the agent's call of l, once the agent knows it.
+func (l *mediaLeg) call() *call.Call {
+	for _, cc := range l.agent.Calls() {
+		if cc.Signaling() == call.Signaling(l) {
+			return cc
+		}
+	}
+	return nil
+}
+
+// SendRinging implements call.Signaling; never used (the core places the call).
+func (l *mediaLeg) SendRinging(context.Context) error { return errors.ErrUnsupported }
+
+// SendAnswer implements call.Signaling; never used (the core places the call).
+func (l *mediaLeg) SendAnswer(context.Context, []byte) error { return errors.ErrUnsupported }
+
+// SendReject implements call.Signaling; never used (the core places the call).
+func (l *mediaLeg) SendReject(context.Context, call.Reason) error { return errors.ErrUnsupported }
+
+// SendHangup implements call.Signaling: the routed call ends.
+func (l *mediaLeg) SendHangup(context.Context, call.Reason) error {
+	if err := l.core.Hangup(l.callID); err != nil && !errors.Is(err, ErrUnknownCall) {
+		return err
+	}
 	return nil
 }

@@ -4,21 +4,17 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 
+	"github.com/reflow-go/reflow/call"
 	"github.com/reflow-go/reflow/call/webterminal"
 	pb "github.com/reflow-go/reflow/call/webterminal/webterminalpb"
+	"github.com/reflow-go/reflow/flowmanager"
 	"google.golang.org/grpc"
 )
 
-// sdpOnly is a Media that makes fixed SDP, enough to show the signalling.
-type sdpOnly struct{}
-
-func (sdpOnly) Offer(context.Context) (string, error)          { return "v=0 (offer)", nil }
-func (sdpOnly) Answer(context.Context, string) (string, error) { return "v=0 (answer)", nil }
-func (sdpOnly) SetAnswer(context.Context, string) error        { return nil }
-func (sdpOnly) Close() error                                   { return nil }
-
-// A core on loopback and two terminals; 100 calls 200, who answers.
+// A core on loopback and two terminals, each on a call core agent of its
+// own; 100 calls 200, whose agent's handler answers.
 func Example() {
 	core, _ := webterminal.NewCore(webterminal.CoreConfig{})
 	defer core.Close()
@@ -29,11 +25,25 @@ func Example() {
 	defer srv.Stop()
 
 	ctx := context.Background()
-	media := func(context.Context, *webterminal.Call) (webterminal.Media, error) { return sdpOnly{}, nil }
-	alice, _ := webterminal.Dial(ctx, webterminal.Config{Target: lis.Addr().String(), MSISDN: "100", Mode: webterminal.MultiPipe, Media: media})
+	fm, _ := flowmanager.New(flowmanager.Config{})
+	defer fm.Close()
+	agent := func(h call.Handler) *call.Agent {
+		a, _ := call.New(call.Config{Manager: fm, Handler: h, Media: call.MediaConfig{LocalAddr: netip.MustParseAddr("127.0.0.1")}})
+		return a
+	}
+	active := make(chan *call.Call, 1)
+	alicesAgent := agent(call.HandlerFuncs{State: func(c *call.Call, _, to call.State, _ call.Reason) {
+		if to == call.Active {
+			active <- c
+		}
+	}})
+	defer alicesAgent.Close()
+	bobsAgent := agent(call.HandlerFuncs{Incoming: func(c *call.Call) { go c.Accept(ctx) }})
+	defer bobsAgent.Close()
+
+	alice, _ := webterminal.Dial(ctx, webterminal.Config{Target: lis.Addr().String(), MSISDN: "100", Mode: webterminal.MultiPipe, Agent: alicesAgent})
 	defer alice.Close()
-	bob, _ := webterminal.Dial(ctx, webterminal.Config{Target: lis.Addr().String(), MSISDN: "200", Media: media,
-		Handler: webterminal.HandlerFuncs{Incoming: func(c *webterminal.Call) { c.Accept(ctx) }}})
+	bob, _ := webterminal.Dial(ctx, webterminal.Config{Target: lis.Addr().String(), MSISDN: "200", Agent: bobsAgent})
 	defer bob.Close()
 
 	c, err := alice.Call(ctx, "200")
@@ -41,12 +51,11 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	<-c.Established()
-	fmt.Println("call to", c.Peer(), c.State())
+	<-active
+	fmt.Println("call to", webterminal.Peer(c), c.State())
 	c.Hangup(ctx)
-	<-c.Done()
-	fmt.Println(c.Err())
+	fmt.Println(c.Reason().Kind)
 	// Output:
 	// call to 200 active
-	// webterminal: local hangup
+	// local hangup
 }

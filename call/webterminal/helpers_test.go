@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/reflow-go/reflow/call"
+	"github.com/reflow-go/reflow/call/sdpx"
 	pb "github.com/reflow-go/reflow/call/webterminal/webterminalpb"
+	"github.com/reflow-go/reflow/flowmanager"
 	"google.golang.org/grpc"
 )
 
@@ -56,56 +60,116 @@ func serveOn(t *testing.T, core *Core, opts ...grpc.ServerOption) (*grpc.Server,
 	return srv, lis.Addr().String()
 }
 
-// rec is a Handler recording events in channels, for tests to wait on.
+// rec records what a terminal (webterminal.Handler) and its agent
+// (call.Handler) report, in channels and per-call signals for tests to
+// wait on.
 type rec struct {
-	incoming     chan *Call
+	incoming     chan *call.Call
 	status       chan Status
 	registered   chan struct{}
 	unregistered chan error
 	protoErr     chan error
-	ringing      chan *Call
-	ended        chan *Call
+	ringing      chan *call.Call
+	ended        chan *call.Call
 	auto         string // "accept", "ring+accept", "reject" or "" (hand over on incoming)
 
-	mu    sync.Mutex
-	onEnd func() // run once, by the next OnCallEnded
+	mu        sync.Mutex
+	onEnd     func()                   // run once, by the next Terminated
+	onProto   func()                   // run once, by the next OnProtocolError
+	announced map[string]int           // OnIncoming per call ID
+	active    map[string]chan struct{} // closed when the call is Active
+	reneg     map[string]chan struct{} // closed at the call's first renegotiated OnMedia
 }
 
-// hook makes the next OnCallEnded call f (on the handler goroutine).
+// hook makes the next Terminated call f (on the agent's handler goroutine).
 func (r *rec) hook(f func()) {
 	r.mu.Lock()
 	r.onEnd = f
 	r.mu.Unlock()
 }
 
+// protoHook makes the next OnProtocolError call f (on the terminal's handler goroutine).
+func (r *rec) protoHook(f func()) {
+	r.mu.Lock()
+	r.onProto = f
+	r.mu.Unlock()
+}
+
 func newRec(auto string) *rec {
 	return &rec{
-		incoming: make(chan *Call, 16), status: make(chan Status, 16), registered: make(chan struct{}, 16),
-		unregistered: make(chan error, 16), protoErr: make(chan error, 16), ringing: make(chan *Call, 16),
-		ended: make(chan *Call, 16), auto: auto,
+		incoming: make(chan *call.Call, 16), status: make(chan Status, 16), registered: make(chan struct{}, 16),
+		unregistered: make(chan error, 16), protoErr: make(chan error, 16), ringing: make(chan *call.Call, 16),
+		ended: make(chan *call.Call, 16), auto: auto,
+		announced: map[string]int{}, active: map[string]chan struct{}{}, reneg: map[string]chan struct{}{},
 	}
+}
+
+// signalOf returns the per-call channel of m for id, made on first use; r.mu held.
+func signalOf(m map[string]chan struct{}, id string) chan struct{} {
+	ch := m[id]
+	if ch == nil {
+		ch = make(chan struct{})
+		m[id] = ch
+	}
+	return ch
 }
 
 func (r *rec) OnRegistered(*Terminal)              { r.registered <- struct{}{} }
 func (r *rec) OnUnregistered(_ *Terminal, e error) { r.unregistered <- e }
-func (r *rec) OnRinging(c *Call)                   { r.ringing <- c }
-func (r *rec) OnEstablished(*Call)                 {}
-func (r *rec) OnCallEnded(c *Call, _ error) {
-	r.ended <- c
+func (r *rec) OnStatus(_ *Terminal, s Status)      { r.status <- s }
+func (r *rec) OnProtocolError(_ *Terminal, e error) {
+	r.protoErr <- e
 	r.mu.Lock()
-	f := r.onEnd
-	r.onEnd = nil
+	f := r.onProto
+	r.onProto = nil
 	r.mu.Unlock()
 	if f != nil {
 		f()
 	}
 }
-func (r *rec) OnStatus(_ *Terminal, s Status) { r.status <- s }
-func (r *rec) OnProtocolError(_ *Terminal, e error) {
-	r.protoErr <- e
-}
 func (r *rec) OnMessage(*Terminal, bool, *pb.WebTerminalMessage) {}
-func (r *rec) OnIncomingCall(c *Call) {
+
+// OnState implements call.Handler.
+func (r *rec) OnState(c *call.Call, _, to call.State, _ call.Reason) {
+	switch to {
+	case call.Ringing:
+		r.ringing <- c
+	case call.Active:
+		r.mu.Lock()
+		close(signalOf(r.active, c.ID()))
+		r.mu.Unlock()
+	case call.Terminated:
+		r.ended <- c
+		r.mu.Lock()
+		f := r.onEnd
+		r.onEnd = nil
+		r.mu.Unlock()
+		if f != nil {
+			f()
+		}
+	}
+}
+
+// OnMedia implements call.Handler.
+func (r *rec) OnMedia(c *call.Call, m call.MediaState) {
+	if !m.Renegotiated {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ch := signalOf(r.reneg, c.ID())
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+}
+
+// OnIncoming implements call.Handler.
+func (r *rec) OnIncoming(c *call.Call) {
+	r.mu.Lock()
+	r.announced[c.ID()]++
+	r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	switch r.auto {
@@ -115,9 +179,40 @@ func (r *rec) OnIncomingCall(c *Call) {
 		_ = c.Ring(ctx)
 		_ = c.Accept(ctx)
 	case "reject":
-		_ = c.Reject(ctx)
+		_ = c.Reject(ctx, call.Reason{})
 	}
 	r.incoming <- c
+}
+
+// timesAnnounced returns how often the agent announced call id.
+func (r *rec) timesAnnounced(id string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.announced[id]
+}
+
+// up waits until the agent reported c Active.
+func (r *rec) up(t *testing.T, c *call.Call, what string) {
+	t.Helper()
+	r.mu.Lock()
+	ch := signalOf(r.active, c.ID())
+	r.mu.Unlock()
+	select {
+	case <-ch:
+	case <-c.Done():
+		t.Fatalf("%s: call ended: %v", what, c.Reason())
+	case <-time.After(testTimeout):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// renegotiated waits until the agent reported a renegotiation of c.
+func (r *rec) renegotiated(t *testing.T, c *call.Call, what string) {
+	t.Helper()
+	r.mu.Lock()
+	ch := signalOf(r.reneg, c.ID())
+	r.mu.Unlock()
+	wait(t, ch, what)
 }
 
 // recv waits for a value on ch.
@@ -142,98 +237,53 @@ func wait(t *testing.T, ch <-chan struct{}, what string) {
 	}
 }
 
-// fakeMedia makes recognisable SDP strings and records what it was given.
-type fakeMedia struct {
-	name    string
-	mu      sync.Mutex
-	n       int
-	offers  []string // remote offers answered
-	answers []string // remote answers applied
-	closed  bool
-}
-
-func (m *fakeMedia) Offer(context.Context) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.n++
-	return "offer:" + m.name, nil
-}
-
-func (m *fakeMedia) Answer(_ context.Context, offer string) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return "", errors.New("closed")
-	}
-	m.offers = append(m.offers, offer)
-	return "answer:" + m.name, nil
-}
-
-func (m *fakeMedia) SetAnswer(_ context.Context, answer string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.answers = append(m.answers, answer)
-	return nil
-}
-
-func (m *fakeMedia) Close() error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.closed = true
-	return nil
-}
-
-func (m *fakeMedia) isClosed() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.closed
-}
-
-func (m *fakeMedia) seen() (offers, answers []string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]string(nil), m.offers...), append([]string(nil), m.answers...)
-}
-
-// fakeMedias hands out fakeMedia named after the terminal and remembers them.
-type fakeMedias struct {
-	name string
-	mu   sync.Mutex
-	all  map[string]*fakeMedia // by call ID
-}
-
-func (f *fakeMedias) fn() MediaFunc {
-	return func(_ context.Context, c *Call) (Media, error) {
-		f.mu.Lock()
-		defer f.mu.Unlock()
-		if f.all == nil {
-			f.all = map[string]*fakeMedia{}
-		}
-		m := &fakeMedia{name: f.name}
-		f.all[c.ID()] = m
-		return m, nil
+// reason checks that c ended with kind and, when err is not nil, a reason
+// matching err.
+func reason(t *testing.T, c *call.Call, kind call.Kind, err error, who string) {
+	t.Helper()
+	wait(t, c.Done(), who+"'s call ended")
+	r := c.Reason()
+	if r.Kind != kind || (err != nil && !errors.Is(r, err)) {
+		t.Fatalf("%s: reason %v (kind %v), want kind %v matching %v", who, r, r.Kind, kind, err)
 	}
 }
 
-func (f *fakeMedias) of(c *Call) *fakeMedia {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.all[c.ID()]
+// newAgent makes a call core agent with media on loopback secured with sec,
+// reporting to h; closed when the test ends.
+func newAgent(t testing.TB, sec sdpx.Security, h call.Handler) *call.Agent {
+	t.Helper()
+	m, err := flowmanager.New(flowmanager.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := call.New(call.Config{Manager: m, Handler: h, Media: call.MediaConfig{
+		LocalAddr: netip.MustParseAddr("127.0.0.1"), Security: sec}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); m.Close() })
+	return a
 }
 
-// term is a terminal under test with its recorder and media.
+// withSecurity makes a terminal's calls use sec (ICE-lite and rtcp-mux as by default).
+func withSecurity(sec sdpx.Security) func(*Config) {
+	return func(c *Config) {
+		c.Media = &call.MediaConfig{LocalAddr: netip.MustParseAddr("127.0.0.1"), Security: sec, ICE: true, RTCPMux: true}
+	}
+}
+
+// term is a terminal under test with its recorder.
 type term struct {
 	*Terminal
-	rec   *rec
-	media *fakeMedias
+	rec *rec
 }
 
-// dial registers a terminal with fake media; closed when the test ends.
+// dial registers a terminal on an agent of its own (plain RTP on loopback)
+// whose events go to the terminal's recorder; closed when the test ends.
 func dial(t *testing.T, addr, msisdn string, mode Mode, auto string, mutate ...func(*Config)) *term {
 	t.Helper()
 	r := newRec(auto)
-	fm := &fakeMedias{name: msisdn}
-	cfg := Config{Target: addr, MSISDN: msisdn, Mode: mode, Media: fm.fn(), Handler: r, ReconnectMin: 10 * time.Millisecond}
+	cfg := Config{Target: addr, MSISDN: msisdn, Mode: mode, Agent: newAgent(t, sdpx.Plain, r), Handler: r, ReconnectMin: 10 * time.Millisecond}
 	for _, f := range mutate {
 		f(&cfg)
 	}
@@ -245,7 +295,7 @@ func dial(t *testing.T, addr, msisdn string, mode Mode, auto string, mutate ...f
 	}
 	t.Cleanup(func() { tm.Close() })
 	recv(t, r.registered, msisdn+" registered")
-	return &term{Terminal: tm, rec: r, media: fm}
+	return &term{Terminal: tm, rec: r}
 }
 
 func ctxT(t *testing.T) context.Context {

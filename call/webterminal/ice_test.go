@@ -9,9 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/pion/stun/v2"
 
+	"github.com/reflow-go/reflow/call"
 	"github.com/reflow-go/reflow/call/sdpx"
+	pb "github.com/reflow-go/reflow/call/webterminal/webterminalpb"
 	"github.com/reflow-go/reflow/flow"
 	"github.com/reflow-go/reflow/internal/leak"
 )
@@ -24,13 +27,20 @@ type rawAttr struct {
 func (a rawAttr) AddTo(m *stun.Message) error { m.Add(a.typ, a.val); return nil }
 
 // The binding speaks ICE-lite even when the agent's default has ICE off: a
-// WebRTC core (a full ICE agent, played here with stun/v2) offers, gets an
-// answer with a=ice-lite, credentials and candidates, checks our host
-// candidate with USE-CANDIDATE, and then receives our RTP on that address.
+// WebRTC core (a full ICE agent, played here with stun/v2 and Core.Send)
+// offers, gets an answer with a=ice-lite, credentials and candidates, checks
+// our host candidate with USE-CANDIDATE, and then receives our RTP on that
+// address.
 func TestCoreMediaICE(t *testing.T) {
 	leak.Check(t)
-	agent := newAgent(t, sdpx.Plain)
-	if agent.MediaConfig().ICE {
+	answers := make(chan string, 1)
+	core, addr := startCore(t, CoreConfig{OnMessage: func(_ string, _ Mode, in bool, m *pb.WebTerminalMessage) {
+		if in && m.GetAnswer() != nil {
+			answers <- m.GetAnswer().GetSdp()
+		}
+	}})
+	b := dial(t, addr, "200", Pipe, "accept")
+	if b.Agent().MediaConfig().ICE {
 		t.Fatal("agent default has ICE on")
 	}
 	sock, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -39,17 +49,18 @@ func TestCoreMediaICE(t *testing.T) {
 	}
 	defer sock.Close()
 	peer := sock.LocalAddr().(*net.UDPAddr).AddrPort()
-	mf, err := CoreMedia(agent)(ctxT(t), &Call{id: "ice-call", peer: "200"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mf.Close()
 	offer := fmt.Sprintf("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\nc=IN IP4 0.0.0.0\r\n"+
 		"a=rtcp-mux\r\na=ice-ufrag:core\r\na=ice-pwd:corepasswordcorepassword\r\n"+
 		"a=candidate:1 1 udp 2130706431 %s %d typ host\r\na=sendrecv\r\n", peer.Addr(), peer.Port())
-	answer, err := mf.Answer(ctxT(t), offer)
-	if err != nil {
-		t.Fatal(err)
+	id := uuid.NewString()
+	if n := core.Send("200", &pb.WebTerminalMessage{CallId: id, Message: &pb.WebTerminalMessage_Offer{
+		Offer: &pb.Offer{Sdp: offer, Msisdn: "100"}}}); n != 1 {
+		t.Fatalf("sent to %d streams", n)
+	}
+	answer := recv(t, answers, "Answer")
+	in := recv(t, b.rec.incoming, "incoming")
+	if in.State() != call.Active || in.ID() != id {
+		t.Fatalf("incoming %s %v, want %s active", in.ID(), in.State(), id)
 	}
 	d, err := sdpx.Parse([]byte(answer))
 	if err != nil {
@@ -88,7 +99,7 @@ func TestCoreMediaICE(t *testing.T) {
 	// until it has, the stream has no destination (c=0.0.0.0 gives no
 	// default with ICE) and writes fail with flow.ErrNoDestination. Wait for
 	// our RTP at the nominated address, then check the destination.
-	s := CallOf(&Call{media: mf}).Stream()
+	s := in.Stream()
 	pkt := []byte{0x80, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 42, 'w', 't'}
 	for i := 0; ; i++ {
 		if _, err := s.RTP().Write(pkt); err != nil && !errors.Is(err, flow.ErrNoDestination) {

@@ -5,35 +5,15 @@ import (
 	"errors"
 	"net/netip"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/reflow-go/reflow/call"
 	"github.com/reflow-go/reflow/call/sdpx"
 	"github.com/reflow-go/reflow/flow"
-	"github.com/reflow-go/reflow/flowmanager"
 	"github.com/reflow-go/reflow/internal/leak"
 	"github.com/reflow-go/reflow/mediastream"
 )
-
-// newAgent makes a call core agent with media on loopback secured with sec.
-func newAgent(t *testing.T, sec sdpx.Security) *call.Agent {
-	t.Helper()
-	m, err := flowmanager.New(flowmanager.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := call.New(call.Config{Manager: m, Media: call.MediaConfig{
-		LocalAddr: netip.MustParseAddr("127.0.0.1"), Security: sec}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close(); m.Close() })
-	return a
-}
-
-func withAgent(a *call.Agent) func(*Config) { return func(c *Config) { c.Media = CoreMedia(a) } }
 
 // flows checks that RTP sent on from reaches to, repeating the packet until it
 // arrives (UDP, and DTLS may still be keying), within the test timeout.
@@ -57,15 +37,6 @@ func flows(t *testing.T, from, to *mediastream.Stream, what string) {
 	t.Fatalf("%s: no RTP within %v", what, testTimeout)
 }
 
-func streamOf(t *testing.T, c *Call) *mediastream.Stream {
-	t.Helper()
-	cc := CallOf(c)
-	if cc == nil || cc.Stream() == nil {
-		t.Fatalf("call %s has no core call/stream", c.ID())
-	}
-	return cc.Stream()
-}
-
 // Outgoing and incoming calls on the call core with real media: the SDP
 // carries candidates, fingerprint and setup (DTLS-SRTP) or crypto (SDES); RTP
 // flows both ways after the Answer. Then the core renegotiates both parties
@@ -81,85 +52,76 @@ func TestRealMedia(t *testing.T) {
 func testRealMedia(t *testing.T, sec sdpx.Security) {
 	leak.Check(t)
 	core, addr := startCore(t, CoreConfig{})
-	a := dial(t, addr, "100", MultiPipe, "", withAgent(newAgent(t, sec)))
-	b := dial(t, addr, "200", Pipe, "accept", withAgent(newAgent(t, sec)))
+	a := dial(t, addr, "100", MultiPipe, "", withSecurity(sec))
+	b := dial(t, addr, "200", Pipe, "accept", withSecurity(sec))
 	c, err := a.Call(ctxT(t), "200")
 	if err != nil {
 		t.Fatal(err)
 	}
-	wait(t, c.Established(), "established")
+	a.rec.up(t, c, "established")
 	in := recv(t, b.rec.incoming, "incoming")
-	if in.State() != Active {
-		t.Fatalf("callee %v: %v", in.State(), in.Err())
+	if in.State() != call.Active {
+		t.Fatalf("callee %v: %v", in.State(), in.Reason())
 	}
-	sa, sb := streamOf(t, c), streamOf(t, in)
+	for _, x := range []*call.Call{c, in} {
+		st, ok := x.MediaState()
+		if !ok || st.Security != sec || !st.ICE || !st.RTCPMux {
+			t.Fatalf("media in force %+v, want %v with ICE and rtcp-mux", st, sec)
+		}
+	}
+	sa, sb := c.Stream(), in.Stream()
 	flows(t, sa, sb, "caller -> callee")
 	flows(t, sb, sa, "callee -> caller")
 
-	// The core moves both parties' media to new endpoints (a media server):
-	// with DTLS each party's old association closes, and the new one
-	// started by the re-offer keeps the calls up.
-	mf, sm := moveMedia(t, core, sec, c.ID(), "100")
-	defer mf.Close()
-	mf2, sm2 := moveMedia(t, core, sec, c.ID(), "200")
-	defer mf2.Close()
+	// The core moves both parties' media to new endpoints it terminates
+	// itself (a media server, AttachMedia): with DTLS each party's old
+	// association closes, and the new one started by the re-offer keeps the
+	// calls up.
+	sm := moveMedia(t, core, sec, c.ID(), "100")
+	sm2 := moveMedia(t, core, sec, c.ID(), "200")
 	for _, x := range []struct {
-		c   *Call
-		new *mediastream.Stream
+		c   *call.Call
+		new *call.Call
 		who string
 	}{{c, sm, "caller"}, {in, sm2, "callee"}} {
-		s := streamOf(t, x.c) // the core may have moved the call to a new stream
-		flows(t, s, x.new, x.who+" -> new endpoint")
-		flows(t, x.new, s, "new endpoint -> "+x.who)
-		if got, want := s.RTP().ActiveDestination(), x.new.RTP().SessionTuple().Addr; got != want {
+		s, ns := x.c.Stream(), x.new.Stream() // the core may have moved the call to a new stream
+		flows(t, s, ns, x.who+" -> new endpoint")
+		flows(t, ns, s, "new endpoint -> "+x.who)
+		if got, want := s.RTP().ActiveDestination(), ns.RTP().SessionTuple().Addr; got != want {
 			t.Fatalf("%s sends to %v, want the new endpoint %v", x.who, got, want)
 		}
 		if sec == sdpx.DTLS {
 			// A new association with the new endpoint, pinned to its certificate.
-			st, _ := CallOf(x.c).MediaState()
-			if len(st.RemoteFingerprints) != 1 || !st.RemoteFingerprints[0].Equal(x.new.Fingerprint()) || !s.RTP().IsSecure() {
+			st, _ := x.c.MediaState()
+			if len(st.RemoteFingerprints) != 1 || !st.RemoteFingerprints[0].Equal(ns.Fingerprint()) || !s.RTP().IsSecure() {
 				t.Fatalf("%s's DTLS not with the new endpoint: %+v", x.who, st.RemoteFingerprints)
 			}
 		}
 	}
-	if c.State() != Active || in.State() != Active {
-		t.Fatalf("calls %v (%v) / %v (%v) after the move", c.State(), c.Err(), in.State(), in.Err())
+	if c.State() != call.Active || in.State() != call.Active {
+		t.Fatalf("calls %v (%v) / %v (%v) after the move", c.State(), c.Reason(), in.State(), in.Reason())
 	}
 	c.Hangup(ctxT(t))
-	wait(t, in.Done(), "callee's call ended")
+	reason(t, in, call.RemoteHangup, ErrRemoteHangup, "callee")
+	// The core's own media calls end with the routed call.
+	reason(t, sm, call.RemoteHangup, nil, "caller's media endpoint")
+	reason(t, sm2, call.RemoteHangup, nil, "callee's media endpoint")
 }
 
 // moveMedia has the core renegotiate party msisdn of call id towards a new
-// media endpoint on its own agent, and returns that endpoint's media and
-// stream once its answer is applied.
-func moveMedia(t *testing.T, core *Core, sec sdpx.Security, id, msisdn string) (Media, *mediastream.Stream) {
+// media endpoint it terminates on its own agent (AttachMedia, ICE-lite like
+// a WebRTC side), and returns that endpoint's call once the party's answer
+// is in force.
+func moveMedia(t *testing.T, core *Core, sec sdpx.Security, id, msisdn string) *call.Call {
 	t.Helper()
-	mf, err := CoreMedia(newAgent(t, sec))(ctxT(t), &Call{id: id, peer: msisdn})
+	mc := &call.MediaConfig{LocalAddr: netip.MustParseAddr("127.0.0.1"), Security: sec, ICE: true, RTCPMux: true}
+	cc, err := core.AttachMedia(ctxT(t), newAgent(t, sec, nil), id, msisdn, mc)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("moving %s: %v", msisdn, err)
 	}
-	offer, err := mf.Offer(ctxT(t))
-	if err != nil {
-		t.Fatal(err)
+	st, ok := cc.MediaState()
+	if cc.State() != call.Active || !ok || st.Security != sec || !st.ICE {
+		t.Fatalf("media endpoint %v, media %+v", cc.State(), st)
 	}
-	want := map[sdpx.Security][]string{sdpx.DTLS: {"a=fingerprint:sha-256", "a=setup:actpass"}, sdpx.SDES: {"a=crypto:"}}[sec]
-	for _, w := range append([]string{"a=ice-lite", "a=ice-ufrag:", "a=ice-pwd:", " 1 UDP 2130706431 127.0.0.1 ", "typ host"}, want...) {
-		if !strings.Contains(offer, w) {
-			t.Fatalf("offer lacks %q:\n%s", w, offer)
-		}
-	}
-	answer, err := core.Renegotiate(ctxT(t), id, msisdn, offer)
-	if err != nil {
-		t.Fatalf("renegotiating %s: %v", msisdn, err)
-	}
-	wantAns := map[sdpx.Security][]string{sdpx.DTLS: {"a=fingerprint:sha-256", "a=setup:active"}, sdpx.SDES: {"a=crypto:"}}[sec]
-	for _, w := range append([]string{"a=candidate:", "a=ice-ufrag:"}, wantAns...) {
-		if !strings.Contains(answer, w) {
-			t.Fatalf("answer lacks %q:\n%s", w, answer)
-		}
-	}
-	if err := mf.SetAnswer(ctxT(t), answer); err != nil {
-		t.Fatal(err)
-	}
-	return mf, CallOf(&Call{media: mf}).Stream()
+	return cc
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/reflow-go/reflow/call"
 	pb "github.com/reflow-go/reflow/call/webterminal/webterminalpb"
 	"github.com/reflow-go/reflow/internal/leak"
 	"google.golang.org/grpc"
@@ -53,7 +54,7 @@ func TestTerminalRejectsBadCallID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wait(t, c.Established(), "call after bad messages")
+	a.rec.up(t, c, "call after bad messages")
 	if n := len(a.Calls()); n != 1 {
 		t.Fatalf("%d calls, want 1", n)
 	}
@@ -147,22 +148,16 @@ func TestStreamLossReregisters(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wait(t, c.Established(), "established")
+			a.rec.up(t, c, "established")
 			in := recv(t, b.rec.incoming, "incoming")
 			if n := core.Drop("100"); n != 1 {
 				t.Fatalf("dropped %d streams", n)
 			}
-			wait(t, c.Done(), "call ended by the loss")
-			if !errors.Is(c.Err(), ErrStreamLost) {
-				t.Fatalf("reason %v", c.Err())
-			}
+			reason(t, c, call.SignalingFailed, ErrStreamLost, "caller")
 			if err := recv(t, a.rec.unregistered, "unregistered"); !errors.Is(err, ErrStreamLost) {
 				t.Fatalf("unregistered with %v", err)
 			}
-			wait(t, in.Done(), "the other party's call ended")
-			if !errors.Is(in.Err(), ErrRemoteHangup) {
-				t.Fatalf("other party: %v", in.Err())
-			}
+			reason(t, in, call.RemoteHangup, ErrRemoteHangup, "other party")
 			recv(t, a.rec.registered, "re-registered")
 			if !a.Registered() || core.Registrations("100") != 1 {
 				t.Fatalf("registered %v, core sees %d", a.Registered(), core.Registrations("100"))
@@ -171,7 +166,7 @@ func TestStreamLossReregisters(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wait(t, c.Established(), "call after re-registration")
+			a.rec.up(t, c, "call after re-registration")
 		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/reflow-go/reflow/call"
 	"github.com/reflow-go/reflow/internal/leak"
 )
 
@@ -24,7 +25,7 @@ func TestStatusAndTakeOver(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wait(t, c.Established(), "established")
+			a.rec.up(t, c, "established")
 			first := recv(t, b1.rec.incoming, "incoming on the first terminal")
 
 			st := recv(t, b2.rec.status, "InCall on the second terminal")
@@ -39,24 +40,20 @@ func TestStatusAndTakeOver(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wait(t, taken.Established(), "takeover established")
-			wait(t, first.Done(), "first terminal's call ended")
-			if !errors.Is(first.Err(), ErrRemoteHangup) {
-				t.Fatalf("first terminal: %v", first.Err())
-			}
+			b2.rec.up(t, taken, "takeover established")
+			reason(t, first, call.RemoteHangup, ErrRemoteHangup, "first terminal")
 			st = recv(t, b1.rec.status, "InCall on the first terminal")
 			if !st.InCall || st.MSISDN != "200" {
 				t.Fatalf("first terminal status %+v", st)
 			}
-			// The caller answered a renegotiation carrying the new terminal's SDP.
-			offers, _ := a.media.of(c).seen()
-			_, answers := b2.media.of(taken).seen()
-			if len(offers) != 1 || offers[0] != "offer:200" || len(answers) != 1 || answers[0] != "answer:100" {
-				t.Fatalf("renegotiation: caller answered %v, taker got %v", offers, answers)
-			}
-			if c.State() != Active {
+			// The caller answered a renegotiation carrying the new terminal's SDP,
+			// and its media now goes to the new terminal.
+			a.rec.renegotiated(t, c, "caller renegotiated")
+			if c.State() != call.Active {
 				t.Fatalf("caller's call %v", c.State())
 			}
+			flows(t, c.Stream(), taken.Stream(), "caller -> taker")
+			flows(t, taken.Stream(), c.Stream(), "taker -> caller")
 			if n := len(b2.Observed()); n != 0 {
 				t.Fatalf("taker still observes %d calls", n)
 			}
@@ -90,24 +87,24 @@ func TestTransferToPhone(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wait(t, c.Established(), "established")
+			a.rec.up(t, c, "established")
 			in := recv(t, b.rec.incoming, "incoming")
-			if err := in.TransferToPhone(ctxT(t)); err != nil {
+			if err := a.TransferToPhone(ctxT(t), in); !errors.Is(err, ErrNotTerminalCall) {
+				t.Fatalf("TransferToPhone of another terminal's call: %v", err)
+			}
+			if err := b.TransferToPhone(ctxT(t), in); err != nil {
 				t.Fatal(err)
 			}
 			st := recv(t, b.rec.status, "InCall after ToPhone")
 			if !st.InCall || st.MSISDN != "200" || st.CallID != in.ID() {
 				t.Fatalf("status %+v", st)
 			}
-			wait(t, in.Done(), "transferred call ended locally")
-			if !errors.Is(in.Err(), ErrTransferred) {
-				t.Fatalf("reason %v", in.Err())
-			}
+			reason(t, in, call.RemoteHangup, ErrTransferred, "transferred callee")
 			calls := core.Calls()
 			if len(calls) != 1 || len(calls[0].OnPhone) != 1 || calls[0].OnPhone[0] != "200" {
 				t.Fatalf("core calls %+v", calls)
 			}
-			if c.State() != Active {
+			if c.State() != call.Active {
 				t.Fatalf("caller's call %v after the transfer", c.State())
 			}
 			c.Hangup(ctxT(t))
@@ -115,7 +112,8 @@ func TestTransferToPhone(t *testing.T) {
 			if st.InCall || st.CallID != in.ID() {
 				t.Fatalf("status %+v, want Idle", st)
 			}
-			if err := c.TransferToPhone(ctxT(t)); !errors.Is(err, ErrState) {
+			wait(t, c.Done(), "caller's call ended")
+			if err := a.TransferToPhone(ctxT(t), c); !errors.Is(err, ErrState) {
 				t.Fatalf("TransferToPhone on an ended call: %v", err)
 			}
 		})

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/reflow-go/reflow/call"
 	pb "github.com/reflow-go/reflow/call/webterminal/webterminalpb"
 	"github.com/reflow-go/reflow/internal/notify"
 	"google.golang.org/grpc"
@@ -49,10 +50,20 @@ type Config struct {
 	TLS *tls.Config
 	// DialOptions are added to the gRPC client's options (keepalive, ...).
 	DialOptions []grpc.DialOption
-	// Media makes the media of each call. Required.
-	Media MediaFunc
-	// Handler receives events; nil means HandlerFuncs{} (incoming calls are
-	// rejected).
+	// Agent is the call core the terminal's calls run on: each call is a
+	// call.Call of it, reported by its call.Handler (OnIncoming for an
+	// incoming Offer, OnState, OnMedia). Required. The terminal does not own
+	// it: close the agent after the terminal.
+	Agent *call.Agent
+	// Media is the media configuration of the terminal's calls; nil means
+	// the agent's (Agent.MediaConfig) with ICE and RTCPMux on: the terminal
+	// is the WebRTC side, so its SDP says a=ice-lite and carries
+	// a=ice-ufrag/a=ice-pwd and our candidates (RFC 8839), and its streams
+	// answer the core's connectivity checks and follow its nomination
+	// (WebRTC cores send no media before); WebRTC requires rtcp-mux.
+	Media *call.MediaConfig
+	// Handler receives the terminal's own events (registration, status,
+	// protocol errors, messages); nil means HandlerFuncs{}.
 	Handler Handler
 	// ReconnectMin and ReconnectMax bound the re-registration backoff; zero
 	// means DefaultReconnectMin and DefaultReconnectMax.
@@ -66,6 +77,8 @@ type Config struct {
 // is lost, and carries calls over it. All methods are safe for concurrent use.
 type Terminal struct {
 	cfg    Config
+	agent  *call.Agent
+	media  call.MediaConfig
 	log    *slog.Logger
 	conn   *grpc.ClientConn
 	client pb.WebTerminalClient
@@ -80,7 +93,6 @@ type Terminal struct {
 	closed     bool
 	registered chan struct{} // closed at the first registration
 	observed   map[string]Status
-	retired    []*Call       // ended calls whose media work may still run
 	released   chan struct{} // closed when Close has released everything
 	closeErr   error
 }
@@ -91,15 +103,20 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	out    *outbox
-	calls  map[string]*Call // guarded by Terminal.mu; at most one on Pipe
+	calls  map[string]*signal // by call_id; guarded by Terminal.mu; at most one live on Pipe
 	done   chan struct{}
 }
 
 // Dial creates a terminal and returns once it is registered with the core
 // (the core acknowledged the stream), retrying with backoff until ctx ends.
 func Dial(ctx context.Context, cfg Config) (*Terminal, error) {
-	if cfg.Target == "" || cfg.MSISDN == "" || cfg.Media == nil {
-		return nil, fmt.Errorf("%w: Target, MSISDN and Media are required", ErrInvalidConfig)
+	if cfg.Target == "" || cfg.MSISDN == "" || cfg.Agent == nil {
+		return nil, fmt.Errorf("%w: Target, MSISDN and Agent are required", ErrInvalidConfig)
+	}
+	media := cfg.Agent.MediaConfig()
+	media.ICE, media.RTCPMux = true, true // WebRTC: ICE-lite, rtcp-mux (RFC 8829 §5.1.3)
+	if cfg.Media != nil {
+		media = *cfg.Media
 	}
 	if cfg.Mode != Pipe && cfg.Mode != MultiPipe {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, cfg.Mode)
@@ -130,7 +147,7 @@ func Dial(ctx context.Context, cfg Config) (*Terminal, error) {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	t := &Terminal{
-		cfg: cfg, log: log.With("msisdn", cfg.MSISDN, "mode", cfg.Mode.String()),
+		cfg: cfg, agent: cfg.Agent, media: media, log: log.With("msisdn", cfg.MSISDN, "mode", cfg.Mode.String()),
 		conn: conn, client: pb.NewWebTerminalClient(conn),
 		registered: make(chan struct{}), observed: map[string]Status{}, released: make(chan struct{}),
 	}
@@ -176,26 +193,47 @@ func (t *Terminal) Observed() []Status {
 	return out
 }
 
-// Calls returns the calls in progress.
-func (t *Terminal) Calls() []*Call {
+// Agent returns the call core the terminal's calls run on.
+func (t *Terminal) Agent() *call.Agent { return t.agent }
+
+// Calls returns the calls in progress on the registration stream.
+func (t *Terminal) Calls() []*call.Call {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	var out []*Call
+	var gs []*signal
 	if t.sess != nil {
-		for _, c := range t.sess.calls {
-			out = append(out, c)
+		t.sess.prune()
+		for _, g := range t.sess.calls {
+			gs = append(gs, g)
+		}
+	}
+	t.mu.Unlock()
+	var out []*call.Call
+	for _, g := range gs {
+		if cc := g.call(); cc != nil {
+			out = append(out, cc)
 		}
 	}
 	return out
 }
 
-// Close hangs up every call (Bye), ends the registration stream, closes the
-// connection and returns once the terminal's goroutines (stream reader and
-// writer, the calls' media work) have ended. It is idempotent and safe from
-// any goroutine, a Handler included: it never waits for a running Handler
-// call. The Handler calls queued before Close returns (the calls' endings
-// among them) are still made, in order; none after. Done tells when the last
-// one has returned.
+// prune forgets the calls that have ended; Terminal.mu held.
+func (s *session) prune() {
+	for id, g := range s.calls {
+		if g.ended() {
+			delete(s.calls, id)
+		}
+	}
+}
+
+// Close hangs up every call (call.LocalHangup, Bye sent; the agent's
+// Handler reports their Terminated states) and returns once they have ended
+// and their media is closed; it then ends the registration stream, closes
+// the connection and waits for the terminal's goroutines (stream reader and
+// writer). The agent stays open. Close is idempotent and safe from any
+// goroutine, a Handler (the terminal's or the agent's) included: it never
+// waits for a running Handler call. The terminal Handler calls queued before
+// Close returns are still made, in order; none after. Done tells when the
+// last one has returned.
 func (t *Terminal) Close() error {
 	t.mu.Lock()
 	if t.closed {
@@ -205,16 +243,22 @@ func (t *Terminal) Close() error {
 	}
 	t.closed = true
 	s := t.sess
-	var calls []*Call
+	var gs []*signal
 	if s != nil {
-		for _, c := range s.calls {
-			calls = append(calls, c)
+		for _, g := range s.calls {
+			gs = append(gs, g)
 		}
 	}
 	t.mu.Unlock()
-	for _, c := range calls {
-		c.end(ErrClosed, true)
+	ctx, cancel := context.WithTimeout(context.Background(), DefaultCloseTimeout)
+	var wg sync.WaitGroup
+	for _, g := range gs {
+		if cc := g.call(); cc != nil {
+			wg.Go(func() { _ = cc.Hangup(ctx) })
+		}
 	}
+	wg.Wait()
+	cancel()
 	if s != nil {
 		s.out.push(nil) // CloseSend once the Byes are out
 		timer := time.NewTimer(DefaultCloseTimeout)
@@ -226,35 +270,12 @@ func (t *Terminal) Close() error {
 	}
 	t.cancel()
 	t.wg.Wait() // the loop and the writers never wait for a Handler call
-	t.mu.Lock()
-	retired := t.retired
-	t.retired = nil
-	t.mu.Unlock()
-	for _, c := range retired {
-		<-c.work.Done() // media work of ended calls; their contexts are canceled
-	}
 	t.closeErr = t.conn.Close()
 	close(t.released)
 	if !t.events.Post(t.events.Close) {
 		t.events.Close()
 	}
 	return t.closeErr
-}
-
-// retire records an ended call whose media work Close must wait for, and
-// forgets those whose work has finished.
-func (t *Terminal) retire(c *Call) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	kept := t.retired[:0]
-	for _, r := range t.retired {
-		select {
-		case <-r.work.Done():
-		default:
-			kept = append(kept, r)
-		}
-	}
-	t.retired = append(kept, c)
 }
 
 // emit queues a Handler call; it never blocks.
@@ -312,7 +333,7 @@ func (t *Terminal) register() (*session, error) {
 		cancel()
 		return nil, err
 	}
-	s := &session{stream: st, ctx: ctx, cancel: cancel, out: newOutbox(), calls: map[string]*Call{}, done: make(chan struct{})}
+	s := &session{stream: st, ctx: ctx, cancel: cancel, out: newOutbox(), calls: map[string]*signal{}, done: make(chan struct{})}
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
@@ -368,9 +389,9 @@ func (t *Terminal) lost(s *session, err error) {
 	if t.sess == s {
 		t.sess = nil
 	}
-	calls := make([]*Call, 0, len(s.calls))
-	for _, c := range s.calls {
-		calls = append(calls, c)
+	gs := make([]*signal, 0, len(s.calls))
+	for _, g := range s.calls {
+		gs = append(gs, g)
 	}
 	closed := t.closed
 	t.mu.Unlock()
@@ -381,8 +402,14 @@ func (t *Terminal) lost(s *session, err error) {
 	if closed {
 		reason = ErrClosed
 	}
-	for _, c := range calls {
-		c.end(reason, false)
+	r := call.Reason{Kind: call.SignalingFailed, Text: "registration stream lost", Err: reason}
+	if closed {
+		r = call.Reason{Kind: call.LocalHangup, Text: "terminal closed", Err: ErrClosed}
+	}
+	for _, g := range gs {
+		if cc := g.call(); cc != nil {
+			cc.RemoteHangup(r)
+		}
 	}
 	if !closed {
 		t.log.Warn("registration lost", "err", err)
@@ -414,18 +441,24 @@ func (t *Terminal) dispatch(s *session, m *pb.WebTerminalMessage) {
 	case *pb.WebTerminalMessage_Offer:
 		t.onOffer(s, id, x.Offer)
 	case *pb.WebTerminalMessage_Answer, *pb.WebTerminalMessage_Ringing, *pb.WebTerminalMessage_Bye:
-		c := t.lookup(s, id)
-		if c == nil {
+		var cc *call.Call
+		g := t.lookup(s, id)
+		if g != nil {
+			cc = g.call()
+		}
+		if cc == nil {
 			t.log.Debug("message for an unknown call ignored", "kind", Kind(m), "call_id", id)
 			return
 		}
 		switch x := x.(type) {
 		case *pb.WebTerminalMessage_Answer:
-			c.onAnswer(x.Answer.GetSdp())
+			if err := cc.RemoteAnswer([]byte(x.Answer.GetSdp())); err != nil {
+				t.log.Debug("Answer not applied", "call_id", id, "err", err)
+			}
 		case *pb.WebTerminalMessage_Ringing:
-			c.onRinging()
+			cc.RemoteRinging()
 		default:
-			c.onBye()
+			g.onBye(cc)
 		}
 	default:
 		t.log.Debug("message ignored", "kind", Kind(m), "call_id", id)
@@ -434,14 +467,15 @@ func (t *Terminal) dispatch(s *session, m *pb.WebTerminalMessage) {
 
 // lookup returns the call a message is for: by call_id on MultiPipe, the one
 // call on Pipe.
-func (t *Terminal) lookup(s *session, id string) *Call {
+func (t *Terminal) lookup(s *session, id string) *signal {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	s.prune()
 	if t.cfg.Mode == MultiPipe {
 		return s.calls[id]
 	}
-	for _, c := range s.calls {
-		return c
+	for _, g := range s.calls {
+		return g
 	}
 	return nil
 }
@@ -461,8 +495,10 @@ func (t *Terminal) status(s *session, st Status) {
 	if st.InCall {
 		// A call of ours reported on another device has moved away: after our
 		// Action{ToPhone}, or taken over elsewhere.
-		if c := t.lookup(s, st.CallID); c != nil && (c.isTransferring() || t.cfg.Mode == MultiPipe) {
-			c.end(ErrTransferred, false)
+		if g := t.lookup(s, st.CallID); g != nil && (g.isTransferring() || t.cfg.Mode == MultiPipe) {
+			if cc := g.call(); cc != nil {
+				cc.RemoteHangup(call.Reason{Kind: call.RemoteHangup, Text: "transferred", Err: ErrTransferred})
+			}
 		}
 	}
 	t.emit(func(h Handler) { h.OnStatus(t, st) })

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reflow-go/reflow/call/sdpx"
 	"github.com/reflow-go/reflow/internal/leak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -87,7 +88,7 @@ func TestTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wait(t, c.Established(), "call over TLS")
+	a.rec.up(t, c, "call over TLS")
 
 	// Mutual TLS: the msisdn comes from the client certificate (CN 300).
 	_, maddr := startCore(t, CoreConfig{Identify: msisdnFromCert}, grpc.Creds(credentials.NewTLS(&tls.Config{
@@ -101,14 +102,14 @@ func TestTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wait(t, c.Established(), "call over mutual TLS")
+	m.rec.up(t, c, "call over mutual TLS")
 
 	for name, conf := range map[string]*tls.Config{
 		"no client certificate": {RootCAs: pki.pool},
 		"untrusted core":        {Certificates: []tls.Certificate{pki.client}},
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		_, err := Dial(ctx, Config{Target: maddr, MSISDN: "500", Media: (&fakeMedias{}).fn(), TLS: conf})
+		_, err := Dial(ctx, Config{Target: maddr, MSISDN: "500", Agent: newAgent(t, sdpx.Plain, nil), TLS: conf})
 		cancel()
 		if err == nil {
 			t.Fatalf("%s: registered", name)

@@ -3,8 +3,10 @@
 // the call core with real DTLS-SRTP media; 100 calls 200 by msisdn, RTP flows
 // both ways, 200 transfers the call to its phone, 100 hangs up. Every message
 // exchanged is printed, with the ICE-lite part of its SDP (the terminal is the
-// WebRTC side: CoreMedia makes its SDP carry a=ice-lite, credentials and
-// candidates, and its flows answer the core's connectivity checks).
+// WebRTC side: its calls' SDP carries a=ice-lite, credentials and
+// candidates, and its flows answer the core's connectivity checks). Each
+// terminal's calls are call.Call values of its call core agent, whose
+// handler sees them (OnIncoming, OnState with the reason).
 //
 //	go run ./examples/webterminal
 package main
@@ -54,21 +56,35 @@ func run() error {
 	defer srv.Stop()
 	fmt.Println("core listening on", lis.Addr())
 
-	incoming := make(chan *webterminal.Call, 1)
+	incoming := make(chan *call.Call, 1)
+	active := make(chan *call.Call, 2)
 	statuses := make(chan webterminal.Status, 4)
+	events := call.HandlerFuncs{
+		Incoming: func(c *call.Call) { incoming <- c },
+		State: func(c *call.Call, from, to call.State, r call.Reason) {
+			fmt.Printf("call %s… (%s, peer %s): %v -> %v", c.ID()[:8], c.Direction(), webterminal.Peer(c), from, to)
+			if to == call.Terminated {
+				fmt.Printf(" (%v)", r)
+			}
+			fmt.Println()
+			if to == call.Active {
+				active <- c
+			}
+		},
+	}
 	terminal := func(msisdn string, mode webterminal.Mode) (*webterminal.Terminal, func(), error) {
 		m, err := flowmanager.New(flowmanager.Config{})
 		if err != nil {
 			return nil, nil, err
 		}
-		agent, err := call.New(call.Config{Manager: m, Media: call.MediaConfig{
+		agent, err := call.New(call.Config{Manager: m, Handler: events, Media: call.MediaConfig{
 			LocalAddr: netip.MustParseAddr("127.0.0.1"), Security: sdpx.DTLS, RTCPMux: true}})
 		if err != nil {
 			m.Close()
 			return nil, nil, err
 		}
 		t, err := webterminal.Dial(ctx, webterminal.Config{
-			Target: lis.Addr().String(), MSISDN: msisdn, Mode: mode, Media: webterminal.CoreMedia(agent),
+			Target: lis.Addr().String(), MSISDN: msisdn, Mode: mode, Agent: agent,
 			Handler: webterminal.HandlerFuncs{
 				Message: func(t *webterminal.Terminal, sent bool, msg *pb.WebTerminalMessage) {
 					dir := "<-"
@@ -80,8 +96,7 @@ func run() error {
 						printICE(msg.GetOffer().GetSdp() + msg.GetAnswer().GetSdp())
 					}
 				},
-				Incoming: func(c *webterminal.Call) { incoming <- c },
-				Status:   func(_ *webterminal.Terminal, s webterminal.Status) { statuses <- s },
+				Status: func(_ *webterminal.Terminal, s webterminal.Status) { statuses <- s },
 			},
 		})
 		if err != nil {
@@ -101,7 +116,6 @@ func run() error {
 		return err
 	}
 	defer closeB()
-	_ = bob
 
 	c, err := alice.Call(ctx, "200")
 	if err != nil {
@@ -114,12 +128,14 @@ func run() error {
 	if err := in.Accept(ctx); err != nil {
 		return err
 	}
-	select {
-	case <-c.Established():
-	case <-c.Done():
-		return c.Err()
+	for range 2 { // both ends Active
+		select {
+		case <-active:
+		case <-c.Done():
+			return c.Reason()
+		}
 	}
-	sa, sb := webterminal.CallOf(c).Stream(), webterminal.CallOf(in).Stream()
+	sa, sb := c.Stream(), in.Stream()
 	if err := rtp(sa, sb); err != nil {
 		return fmt.Errorf("100 -> 200: %w", err)
 	}
@@ -128,11 +144,11 @@ func run() error {
 	}
 	fmt.Println("media: RTP flows both ways (DTLS-SRTP)")
 
-	if err := in.TransferToPhone(ctx); err != nil {
+	if err := bob.TransferToPhone(ctx, in); err != nil {
 		return err
 	}
 	<-in.Done()
-	fmt.Println("200's terminal call ended:", in.Err(), "- status:", fmt.Sprintf("%+v", <-statuses))
+	fmt.Println("200's terminal call ended:", in.Reason(), "- status:", fmt.Sprintf("%+v", <-statuses))
 	if err := c.Hangup(ctx); err != nil {
 		return err
 	}
