@@ -1,7 +1,7 @@
 package webrtcbench
 
-// This file is shared with the v4 module (v4/common_test.go is a copy; keep
-// them identical): the packet-rate harness and the raw UDP baseline.
+// The harness both sides share: the packet, the packet-rate measurement,
+// the first-packet poll and the raw UDP baseline.
 
 import (
 	"encoding/binary"
@@ -13,6 +13,9 @@ import (
 )
 
 const pktSize = 172 // 12-byte RTP header + 160 bytes of G.711 (20 ms)
+
+// ssrc is the SSRC of the packets sent (pion's track replaces it with its own).
+const ssrc = 0x1234
 
 // rtpPacket returns a 172-byte RTP packet (PT 0) with the given SSRC.
 func rtpPacket(ssrc uint32) []byte {
@@ -51,12 +54,13 @@ func (c *counter) add() {
 // fast a socket buffer overflows.
 const window = 128
 
-// measureRate sends b.N packets with write and reports the rate at which rx
-// received them (pkt/s) and the loss. A packet not received within 20 ms of
-// waiting is counted lost.
-func measureRate(b *testing.B, write func(p []byte) error, rx *counter) {
+// measureRate sends b.N packets with write, numbered on from seq (the
+// packets firstPacket sent, so that SRTP replay protection drops none), and
+// reports the rate at which rx received them (pkt/s) and the loss. A packet
+// not received within 20 ms of waiting is counted lost.
+func measureRate(b *testing.B, seq int, write func(p []byte) error, rx *counter) {
 	b.Helper()
-	p := rtpPacket(0x1234)
+	p := rtpPacket(ssrc)
 	base := rx.n.Load()
 	b.ReportAllocs()
 	b.SetBytes(pktSize)
@@ -65,7 +69,7 @@ func measureRate(b *testing.B, write func(p []byte) error, rx *counter) {
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
-		stamp(p, i)
+		stamp(p, seq+i)
 		if err := write(p); err != nil {
 			b.Fatal(err)
 		}
@@ -116,16 +120,17 @@ func benchUDP(b *testing.B) {
 	}()
 	dst := c.LocalAddr().(*net.UDPAddr).AddrPort()
 	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
-	measureRate(b, func(p []byte) error { _, err := a.WriteToUDPAddrPort(p, dst); return err }, rx)
+	measureRate(b, 0, func(p []byte) error { _, err := a.WriteToUDPAddrPort(p, dst); return err }, rx)
 	c.Close()
 	<-done
 }
 
-// firstPacket polls write every 250 µs until got is closed (the first packet
-// arrived) and returns how long that took from start.
-func firstPacket(b *testing.B, start time.Time, write func(p []byte), got <-chan struct{}) time.Duration {
-	b.Helper()
-	p := rtpPacket(0x5678)
+// firstPacket writes an RTP packet every 250 µs until got is closed (the
+// first packet arrived) and returns how long that took from start and how
+// many packets it wrote (numbered from 0).
+func firstPacket(tb testing.TB, start time.Time, write func(p []byte), got <-chan struct{}) (time.Duration, int) {
+	tb.Helper()
+	p := rtpPacket(ssrc)
 	t := time.NewTicker(250 * time.Microsecond)
 	defer t.Stop()
 	timeout := time.After(10 * time.Second)
@@ -134,9 +139,9 @@ func firstPacket(b *testing.B, start time.Time, write func(p []byte), got <-chan
 		write(p)
 		select {
 		case <-got:
-			return time.Since(start)
+			return time.Since(start), i + 1
 		case <-timeout:
-			b.Fatal("no media within 10 s")
+			tb.Fatal("no media within 10 s")
 		case <-t.C:
 		}
 	}
