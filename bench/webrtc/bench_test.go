@@ -14,10 +14,13 @@
 //   - BenchmarkSetup: from making the offer (reflow: Agent.Dial, which also
 //     opens the caller's stream; pion: CreateOffer on PeerConnections made
 //     beforehand) to the first RTP packet decrypted at the callee, the
-//     caller writing one every 250 µs; ns/op and ms/call.
+//     caller writing one every 250 µs; ns/op and ms/call, and cpu-ms/call,
+//     the CPU time of the process per whole call cycle (made, set up, first
+//     media, torn down), which the machine's load disturbs less.
 //   - BenchmarkRTPRate: packets/s the callee receives through an
 //     established call, one goroutine writing as fast as it can with at
-//     most 128 packets in flight; raw UDP sockets are the baseline.
+//     most 128 packets in flight (pkt/s), and the CPU time of the process
+//     per packet (cpu-ns/pkt); raw UDP sockets are the baseline.
 //
 // This is a module of its own so that the library's go.mod does not depend
 // on pion/webrtc. run.sh runs the two benchmarks interleaved, COUNT times.

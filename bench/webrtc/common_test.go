@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -16,6 +17,15 @@ const pktSize = 172 // 12-byte RTP header + 160 bytes of G.711 (20 ms)
 
 // ssrc is the SSRC of the packets sent (pion's track replaces it with its own).
 const ssrc = 0x1234
+
+// cpuTime is the CPU time (user and system) the process has used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // rtpPacket returns a 172-byte RTP packet (PT 0) with the given SSRC.
 func rtpPacket(ssrc uint32) []byte {
@@ -56,7 +66,8 @@ const window = 128
 
 // measureRate sends b.N packets with write, numbered on from seq (the
 // packets firstPacket sent, so that SRTP replay protection drops none), and
-// reports the rate at which rx received them (pkt/s) and the loss. A packet
+// reports the rate at which rx received them (pkt/s), the process's CPU
+// time per packet (sender and receiver, cpu-ns/pkt) and the loss. A packet
 // not received within 20 ms of waiting is counted lost.
 func measureRate(b *testing.B, seq int, write func(p []byte) error, rx *counter) {
 	b.Helper()
@@ -67,7 +78,7 @@ func measureRate(b *testing.B, seq int, write func(p []byte) error, rx *counter)
 	wait := time.NewTimer(time.Hour)
 	defer wait.Stop()
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu := time.Now(), cpuTime()
 	for i := 0; i < b.N; i++ {
 		stamp(p, seq+i)
 		if err := write(p); err != nil {
@@ -86,10 +97,11 @@ func measureRate(b *testing.B, seq int, write func(p []byte) error, rx *counter)
 	for rx.n.Load()-base < int64(b.N) && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	el := time.Since(start)
+	el, cpu := time.Since(start), cpuTime()-cpu
 	b.StopTimer()
 	got := rx.n.Load() - base
 	b.ReportMetric(float64(got)/el.Seconds(), "pkt/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/pkt")
 	b.ReportMetric(100*float64(int64(b.N)-min(got, int64(b.N)))/float64(b.N), "loss%")
 }
 

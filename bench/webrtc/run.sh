@@ -5,11 +5,11 @@
 # other round. Prints the load before each round; the lines are in the
 # go test -bench format (benchstat reads them).
 #
-#	sh run.sh            # COUNT=5 SETUP=50x RATE=200000x by default
+#	sh run.sh            # COUNT=5 SETUP=200x RATE=200000x by default
 set -e
 cd "$(dirname "$0")"
 COUNT=${COUNT:-5}
-SETUP=${SETUP:-50x}
+SETUP=${SETUP:-200x}
 RATE=${RATE:-200000x}
 bin=$(mktemp -d)/webrtcbench.test
 trap 'rm -rf "$(dirname "$bin")"' EXIT
