@@ -64,60 +64,88 @@ func (c *counter) add() {
 // fast a socket buffer overflows.
 const window = 128
 
-// measureRate sends b.N packets with write, numbered on from seq (the
-// packets firstPacket sent, so that SRTP replay protection drops none), and
-// reports the rate at which rx received them (pkt/s), the process's CPU
-// time per packet (sender and receiver, cpu-ns/pkt) and the loss. A packet
-// not received within 20 ms of waiting is counted lost.
-func measureRate(b *testing.B, seq int, write func(p []byte) error, rx *counter) {
-	b.Helper()
-	p := rtpPacket(ssrc)
-	base := rx.n.Load()
-	b.ReportAllocs()
-	b.SetBytes(pktSize)
-	wait := time.NewTimer(time.Hour)
-	defer wait.Stop()
-	b.ResetTimer()
-	start, cpu := time.Now(), cpuTime()
-	for i := 0; i < b.N; i++ {
-		stamp(p, seq+i)
-		if err := write(p); err != nil {
-			b.Fatal(err)
+// path is one way through which packets are sent: write sends one, and
+// the receiver counts each it reads in rx. seq is the sequence number of
+// the next packet (the packets sent before were numbered from 0, so that
+// SRTP replay protection drops none); close tears the path down.
+type path struct {
+	write func(p []byte) error
+	rx    *counter
+	seq   int
+	close func()
+	p     []byte
+	wait  *time.Timer
+}
+
+// burst sends n packets on pa with at most window of them in flight and
+// returns how many rx received and the time from the first write until
+// the last packet arrived. A packet not received within 20 ms of waiting is
+// given up on (counted lost); at the end it waits at most 100 ms for the
+// stragglers.
+func (pa *path) burst(n int) (got int64, el time.Duration, err error) {
+	if pa.p == nil {
+		pa.p = rtpPacket(ssrc)
+		pa.wait = time.NewTimer(time.Hour)
+	}
+	base, given := pa.rx.n.Load(), int64(0)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		stamp(pa.p, pa.seq)
+		pa.seq++
+		if err := pa.write(pa.p); err != nil {
+			return 0, 0, err
 		}
-		for int64(i+1)-(rx.n.Load()-base) > window {
-			wait.Reset(20 * time.Millisecond)
+		for int64(i+1)-(pa.rx.n.Load()-base)-given > window {
+			pa.wait.Reset(20 * time.Millisecond)
 			select {
-			case <-rx.wake:
-			case <-wait.C:
-				base-- // give up on one packet: count it lost
+			case <-pa.rx.wake:
+			case <-pa.wait.C:
+				given++
 			}
 		}
 	}
 	deadline := time.Now().Add(100 * time.Millisecond)
-	for rx.n.Load()-base < int64(b.N) && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
+	for pa.rx.n.Load()-base < int64(n) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Microsecond)
 	}
-	el, cpu := time.Since(start), cpuTime()-cpu
-	b.StopTimer()
-	got := rx.n.Load() - base
-	b.ReportMetric(float64(got)/el.Seconds(), "pkt/s")
-	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/pkt")
-	b.ReportMetric(100*float64(int64(b.N)-min(got, int64(b.N)))/float64(b.N), "loss%")
+	el = time.Since(start)
+	return min(pa.rx.n.Load()-base, int64(n)), el, nil
 }
 
-// BenchmarkRTPRate/udp is the baseline: plain UDP sockets on loopback, the
-// same packets, the same window.
-func benchUDP(b *testing.B) {
+// measureRate sends b.N packets on pa and reports the rate at which they
+// were received (pkt/s), the process's CPU time per packet (sender and
+// receiver, cpu-ns/pkt) and the loss.
+func measureRate(b *testing.B, pa *path) {
+	b.Helper()
+	defer pa.close()
+	b.ReportAllocs()
+	b.SetBytes(pktSize)
+	b.ResetTimer()
+	cpu := cpuTime()
+	got, el, err := pa.burst(b.N)
+	cpu = cpuTime() - cpu
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(got)/el.Seconds(), "pkt/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/pkt")
+	b.ReportMetric(100*float64(int64(b.N)-got)/float64(b.N), "loss%")
+}
+
+// udpPath is the baseline: plain UDP sockets on loopback, the same
+// packets, the same window.
+func udpPath(tb testing.TB) *path {
+	tb.Helper()
 	a, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	defer a.Close()
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
-		b.Fatal(err)
+		a.Close()
+		tb.Fatal(err)
 	}
-	defer c.Close()
 	rx := newCounter()
 	done := make(chan struct{})
 	go func() {
@@ -132,10 +160,15 @@ func benchUDP(b *testing.B) {
 	}()
 	dst := c.LocalAddr().(*net.UDPAddr).AddrPort()
 	dst = netip.AddrPortFrom(dst.Addr().Unmap(), dst.Port())
-	measureRate(b, 0, func(p []byte) error { _, err := a.WriteToUDPAddrPort(p, dst); return err }, rx)
-	c.Close()
-	<-done
+	return &path{
+		write: func(p []byte) error { _, err := a.WriteToUDPAddrPort(p, dst); return err },
+		rx:    rx,
+		close: func() { a.Close(); c.Close(); <-done },
+	}
 }
+
+// benchUDP: BenchmarkRTPRate/udp.
+func benchUDP(b *testing.B) { measureRate(b, udpPath(b)) }
 
 // firstPacket writes an RTP packet every 250 µs until got is closed (the
 // first packet arrived) and returns how long that took from start and how

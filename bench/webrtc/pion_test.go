@@ -149,11 +149,20 @@ func (pc *pionCall) close() {
 	pc.wg.Wait()
 }
 
-// benchPionSetup: from CreateOffer to the first RTP packet read at the
-// callee's track, per call (the PeerConnections, the track and the handlers
-// are made before the clock starts; ns/op, ms/call); cpu-ms/call is the
-// process's CPU time per whole cycle (PeerConnections made, set up, first
-// media, closed).
+// setup connects pc and returns once the callee's track has read the first
+// RTP packet, with the time from CreateOffer to that packet; the caller
+// writes one every 250 µs.
+func (pc *pionCall) setup(tb testing.TB) (time.Duration, int) {
+	tb.Helper()
+	start := time.Now()
+	pc.connect(tb)
+	return firstPacket(tb, start, func(pkt []byte) { pc.track.Write(pkt) }, pc.got)
+}
+
+// benchPionSetup: BenchmarkSetup/pion, the time of setup per call (the
+// PeerConnections, the track and the handlers are made before the clock
+// starts; ns/op, ms/call); cpu-ms/call is the process's CPU time per whole
+// cycle (PeerConnections made, set up, first media, closed).
 func benchPionSetup(b *testing.B) {
 	p := newPionPeers(b)
 	b.ReportAllocs()
@@ -163,9 +172,7 @@ func benchPionSetup(b *testing.B) {
 		b.StopTimer()
 		pc := p.prepare(b, newCounter())
 		b.StartTimer()
-		start := time.Now()
-		pc.connect(b)
-		d, _ := firstPacket(b, start, func(pkt []byte) { pc.track.Write(pkt) }, pc.got)
+		d, _ := pc.setup(b)
 		total += d
 		b.StopTimer()
 		pc.close()
@@ -175,13 +182,19 @@ func benchPionSetup(b *testing.B) {
 	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/1000/float64(b.N), "cpu-ms/call")
 }
 
-// benchPionRate: packets/s from a's track to b's of an established call.
-func benchPionRate(b *testing.B) {
-	p := newPionPeers(b)
+// pionPath is an established call, a's track to b's.
+func pionPath(tb testing.TB) *path {
+	tb.Helper()
 	rx := newCounter()
-	pc := p.prepare(b, rx)
-	pc.connect(b)
-	_, seq := firstPacket(b, time.Now(), func(pkt []byte) { pc.track.Write(pkt) }, pc.got)
-	measureRate(b, seq, func(pkt []byte) error { _, err := pc.track.Write(pkt); return err }, rx)
-	pc.close()
+	pc := newPionPeers(tb).prepare(tb, rx)
+	_, seq := pc.setup(tb)
+	return &path{
+		write: func(pkt []byte) error { _, err := pc.track.Write(pkt); return err },
+		rx:    rx,
+		seq:   seq,
+		close: pc.close,
+	}
 }
+
+// benchPionRate: BenchmarkRTPRate/pion.
+func benchPionRate(b *testing.B) { measureRate(b, pionPath(b)) }

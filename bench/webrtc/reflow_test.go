@@ -188,8 +188,18 @@ func (rc *reflowCall) hangup(tb testing.TB) {
 	<-rc.done
 }
 
-// benchReflowSetup: from Dial (which opens the caller's stream and makes
-// the offer) to the first RTP packet decrypted at the callee, per call
+// setup places one call and returns it once the callee has read the first
+// RTP packet, with the time from Dial (which opens the caller's stream and
+// makes the offer) to that packet; the caller writes one every 250 µs.
+func (p *reflowPeers) setup(tb testing.TB, rx *counter) (*reflowCall, time.Duration, int) {
+	tb.Helper()
+	start := time.Now()
+	rc := p.dial(tb, rx)
+	d, n := firstPacket(tb, start, func(pkt []byte) { rc.write(pkt) }, rc.got)
+	return rc, d, n
+}
+
+// benchReflowSetup: BenchmarkSetup/reflow, the time of setup per call
 // (ns/op, ms/call); cpu-ms/call is the process's CPU time per whole cycle
 // (call made, set up, first media, hung up).
 func benchReflowSetup(b *testing.B) {
@@ -199,9 +209,7 @@ func benchReflowSetup(b *testing.B) {
 	var total time.Duration
 	cpu := cpuTime()
 	for i := 0; i < b.N; i++ {
-		start := time.Now()
-		rc := p.dial(b, newCounter())
-		d, _ := firstPacket(b, start, func(pkt []byte) { rc.write(pkt) }, rc.got)
+		rc, d, _ := p.setup(b, newCounter())
 		total += d
 		b.StopTimer()
 		rc.hangup(b)
@@ -211,15 +219,20 @@ func benchReflowSetup(b *testing.B) {
 	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/1000/float64(b.N), "cpu-ms/call")
 }
 
-// benchReflowRate: packets/s from the caller to the callee of an
-// established call.
-func benchReflowRate(b *testing.B) {
-	p := newReflowPeers(b)
-	defer p.close()
+// reflowPath is an established call, caller to callee.
+func reflowPath(tb testing.TB) *path {
+	tb.Helper()
+	p := newReflowPeers(tb)
 	rx := newCounter()
-	rc := p.dial(b, rx)
-	_, seq := firstPacket(b, time.Now(), func(pkt []byte) { rc.write(pkt) }, rc.got)
+	rc, _, seq := p.setup(tb, rx)
 	f := rc.a.Stream().RTP()
-	measureRate(b, seq, func(pkt []byte) error { _, err := f.Write(pkt); return err }, rx)
-	rc.hangup(b)
+	return &path{
+		write: func(pkt []byte) error { _, err := f.Write(pkt); return err },
+		rx:    rx,
+		seq:   seq,
+		close: func() { rc.hangup(tb); p.close() },
+	}
 }
+
+// benchReflowRate: BenchmarkRTPRate/reflow.
+func benchReflowRate(b *testing.B) { measureRate(b, reflowPath(b)) }

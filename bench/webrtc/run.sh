@@ -1,9 +1,11 @@
 #!/bin/sh
 # Runs the race between reflow and pion/webrtc/v4 (and the raw UDP baseline)
 # COUNT times, interleaved so that both see the same machine load: each round
-# runs every sub-benchmark once, the order of reflow and pion swapped every
-# other round. Prints the load before each round; the lines are in the
-# go test -bench format (benchstat reads them).
+# runs every sub-benchmark of BenchmarkSetup and BenchmarkRTPRate once, the
+# order of reflow and pion swapped every other round, then
+# BenchmarkInterleaved, which alternates the two within one benchmark (one
+# call, or 5,000 packets, each in turn). Prints the load before each round;
+# the lines are in the go test -bench format (benchstat reads them).
 #
 #	sh run.sh            # COUNT=5 SETUP=200x RATE=200000x by default
 set -e
@@ -26,4 +28,6 @@ while [ "$i" -lt "$COUNT" ]; do
 	for s in $order; do
 		"$bin" -test.run X -test.bench "RTPRate/$s\$" -test.benchtime "$RATE" | grep ^Benchmark
 	done
+	"$bin" -test.run X -test.bench 'Interleaved/setup$' -test.benchtime "$SETUP" | grep ^Benchmark
+	"$bin" -test.run X -test.bench 'Interleaved/rtprate$' -test.benchtime "$RATE" | grep ^Benchmark
 done
