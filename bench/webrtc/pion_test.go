@@ -1,171 +1,200 @@
 package webrtcbench
 
-// The pion/webrtc side. v4/pion_test.go is this file with the imports moved to
-// pion/webrtc/v4, dtls/v3 and ice/v4 (the API used here is the same).
-
 import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"net"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/pion/dtls/v2"
-	"github.com/pion/ice/v2"
-	"github.com/pion/interceptor"
-	"github.com/pion/webrtc/v3"
+	"github.com/pion/dtls/v3"
+	"github.com/pion/ice/v4"
+	"github.com/pion/webrtc/v4"
 )
 
-// pionPeers holds an API configured like our streams: host candidates only, on
-// loopback, UDP4, no mDNS, AEAD_AES_128_GCM first (our default suite), the
-// default codecs and interceptors (what webrtc.NewPeerConnection gives), and a
-// certificate per side made beforehand.
+// pionPeers is a pion/webrtc/v4 API configured like the reflow agents:
+// host candidates on 127.0.0.1 only (UDP4, loopback interface, no mDNS),
+// AEAD_AES_128_GCM first (the suite reflow negotiates by default; pion's own
+// default puts AEAD_AES_256_GCM first), and a certificate per side made
+// beforehand. Codecs and interceptors are the defaults webrtc.NewAPI
+// registers when given none, i.e. what an application gets from
+// webrtc.NewPeerConnection: NACK generator and responder, RTCP sender and
+// receiver reports, stats, TWCC sender (which adds a transport-wide
+// sequence number header extension to every audio packet) and the simulcast
+// header extensions.
 type pionPeers struct {
 	api          *webrtc.API
 	certA, certB webrtc.Certificate
 }
 
-func newPionPeers(b *testing.B) *pionPeers {
-	b.Helper()
-	m := &webrtc.MediaEngine{}
-	if err := m.RegisterDefaultCodecs(); err != nil {
-		b.Fatal(err)
-	}
-	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil {
-		b.Fatal(err)
-	}
+func newPionPeers(tb testing.TB) *pionPeers {
+	tb.Helper()
 	se := webrtc.SettingEngine{}
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
 	se.SetIncludeLoopbackCandidate(true)
-	se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	se.SetIPFilter(func(ip net.IP) bool { return ip.Equal(net.IPv4(127, 0, 0, 1)) })
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
-	p := &pionPeers{api: webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se))}
+	p := &pionPeers{api: webrtc.NewAPI(webrtc.WithSettingEngine(se))}
 	for _, c := range []*webrtc.Certificate{&p.certA, &p.certB} {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		cert, err := webrtc.GenerateCertificate(k)
 		if err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		*c = *cert
 	}
 	return p
 }
 
-// pionPair is two PeerConnections, a sending one audio track to b.
-type pionPair struct {
+// pionCall is two PeerConnections, a sending one PCMU track to b.
+type pionCall struct {
 	a, b  *webrtc.PeerConnection
 	track *webrtc.TrackLocalStaticRTP
 	got   chan struct{} // closed by the first packet b reads
-	done  chan struct{} // closed when b's reader ends
+	wg    sync.WaitGroup
 }
 
-// pair connects two PeerConnections by a complete (non-trickle) offer/answer;
-// every packet b receives counts in rx.
-func (p *pionPeers) pair(b *testing.B, rx *counter) *pionPair {
-	b.Helper()
-	pp := &pionPair{got: make(chan struct{}), done: make(chan struct{})}
+// prepare makes the two PeerConnections, a's track (with a goroutine that
+// reads its RTCP, as applications must for the interceptors to run) and b's
+// track reader; every packet b reads counts in rx. Nothing is negotiated.
+func (p *pionPeers) prepare(tb testing.TB, rx *counter) *pionCall {
+	tb.Helper()
+	pc := &pionCall{got: make(chan struct{})}
 	var err error
-	if pp.a, err = p.api.NewPeerConnection(webrtc.Configuration{Certificates: []webrtc.Certificate{p.certA}}); err != nil {
-		b.Fatal(err)
+	if pc.a, err = p.api.NewPeerConnection(webrtc.Configuration{Certificates: []webrtc.Certificate{p.certA}}); err != nil {
+		tb.Fatal(err)
 	}
-	if pp.b, err = p.api.NewPeerConnection(webrtc.Configuration{Certificates: []webrtc.Certificate{p.certB}}); err != nil {
-		b.Fatal(err)
+	if pc.b, err = p.api.NewPeerConnection(webrtc.Configuration{Certificates: []webrtc.Certificate{p.certB}}); err != nil {
+		tb.Fatal(err)
 	}
-	pp.track, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000, Channels: 1}, "audio", "bench")
+	pc.track, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypePCMU, ClockRate: 8000, Channels: 1}, "audio", "bench")
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	sender, err := pp.a.AddTrack(pp.track)
+	sender, err := pc.a.AddTrack(pc.track)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	go func() { // read incoming RTCP so that interceptors run, as applications must
+	pc.wg.Go(func() {
 		buf := make([]byte, 1500)
 		for {
 			if _, _, err := sender.Read(buf); err != nil {
 				return
 			}
 		}
-	}()
-	var once sync.Once
-	pp.b.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		defer once.Do(func() { close(pp.done) })
-		buf := make([]byte, 1500)
-		first := true
-		for {
-			if _, _, err := t.Read(buf); err != nil {
-				return
-			}
-			if first {
-				close(pp.got)
-				first = false
-			}
-			rx.add()
-		}
 	})
-	offer, err := pp.a.CreateOffer(nil)
+	var once sync.Once
+	pc.b.OnTrack(func(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		once.Do(func() {
+			pc.wg.Go(func() {
+				buf := make([]byte, 1500)
+				first := true
+				for {
+					if _, _, err := t.Read(buf); err != nil {
+						return
+					}
+					if first {
+						close(pc.got)
+						first = false
+					}
+					rx.add()
+				}
+			})
+		})
+	})
+	return pc
+}
+
+// connect does the complete (non-trickle) offer/answer: the offer and the
+// answer are sent once each side has gathered its candidates. ICE checks,
+// nomination and DTLS-SRTP follow in the background.
+func (pc *pionCall) connect(tb testing.TB) {
+	tb.Helper()
+	offer, err := pc.a.CreateOffer(nil)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	gA := webrtc.GatheringCompletePromise(pp.a)
-	if err := pp.a.SetLocalDescription(offer); err != nil {
-		b.Fatal(err)
+	gA := webrtc.GatheringCompletePromise(pc.a)
+	if err := pc.a.SetLocalDescription(offer); err != nil {
+		tb.Fatal(err)
 	}
 	<-gA
-	if err := pp.b.SetRemoteDescription(*pp.a.LocalDescription()); err != nil {
-		b.Fatal(err)
+	if err := pc.b.SetRemoteDescription(*pc.a.LocalDescription()); err != nil {
+		tb.Fatal(err)
 	}
-	answer, err := pp.b.CreateAnswer(nil)
+	answer, err := pc.b.CreateAnswer(nil)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	gB := webrtc.GatheringCompletePromise(pp.b)
-	if err := pp.b.SetLocalDescription(answer); err != nil {
-		b.Fatal(err)
+	gB := webrtc.GatheringCompletePromise(pc.b)
+	if err := pc.b.SetLocalDescription(answer); err != nil {
+		tb.Fatal(err)
 	}
 	<-gB
-	if err := pp.a.SetRemoteDescription(*pp.b.LocalDescription()); err != nil {
-		b.Fatal(err)
-	}
-	return pp
-}
-
-func (pp *pionPair) close() {
-	pp.a.Close()
-	pp.b.Close()
-	select {
-	case <-pp.done:
-	case <-time.After(2 * time.Second):
+	if err := pc.a.SetRemoteDescription(*pc.b.LocalDescription()); err != nil {
+		tb.Fatal(err)
 	}
 }
 
-// benchPionSetup: two PeerConnections from NewPeerConnection to the first RTP
-// packet received over DTLS-SRTP.
+// close closes both PeerConnections and waits for the readers.
+func (pc *pionCall) close() {
+	pc.a.GracefulClose()
+	pc.b.GracefulClose()
+	pc.wg.Wait()
+}
+
+// setup connects pc and returns once the callee's track has read the first
+// RTP packet, with the time from CreateOffer to that packet; the caller
+// writes one every 250 µs.
+func (pc *pionCall) setup(tb testing.TB) (time.Duration, int) {
+	tb.Helper()
+	start := time.Now()
+	pc.connect(tb)
+	return firstPacket(tb, start, func(pkt []byte) { pc.track.Write(pkt) }, pc.got)
+}
+
+// benchPionSetup: BenchmarkSetup/pion, the time of setup per call (the
+// PeerConnections, the track and the handlers are made before the clock
+// starts; ns/op, ms/call); cpu-ms/call is the process's CPU time per whole
+// cycle (PeerConnections made, set up, first media, closed).
 func benchPionSetup(b *testing.B) {
 	p := newPionPeers(b)
 	b.ReportAllocs()
 	var total time.Duration
+	cpu := cpuTime()
 	for i := 0; i < b.N; i++ {
-		start := time.Now()
-		pp := p.pair(b, newCounter())
-		total += firstPacket(b, start, func(pkt []byte) { pp.track.Write(pkt) }, pp.got)
-		pp.close()
+		b.StopTimer()
+		pc := p.prepare(b, newCounter())
+		b.StartTimer()
+		d, _ := pc.setup(b)
+		total += d
+		b.StopTimer()
+		pc.close()
+		b.StartTimer()
 	}
-	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/setup")
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/call")
+	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/1000/float64(b.N), "cpu-ms/call")
 }
 
-// benchPionRate: packets/s from one PeerConnection's track to the other's.
-func benchPionRate(b *testing.B) {
-	p := newPionPeers(b)
+// pionPath is an established call, a's track to b's.
+func pionPath(tb testing.TB) *path {
+	tb.Helper()
 	rx := newCounter()
-	pp := p.pair(b, rx)
-	firstPacket(b, time.Now(), func(pkt []byte) { pp.track.Write(pkt) }, pp.got)
-	measureRate(b, func(pkt []byte) error { _, err := pp.track.Write(pkt); return err }, rx)
-	pp.close()
+	pc := newPionPeers(tb).prepare(tb, rx)
+	_, seq := pc.setup(tb)
+	return &path{
+		write: func(pkt []byte) error { _, err := pc.track.Write(pkt); return err },
+		rx:    rx,
+		seq:   seq,
+		close: pc.close,
+	}
 }
+
+// benchPionRate: BenchmarkRTPRate/pion.
+func benchPionRate(b *testing.B) { measureRate(b, pionPath(b)) }

@@ -2,187 +2,237 @@ package webrtcbench
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/reflow-go/reflow/call"
+	"github.com/reflow-go/reflow/call/sdpx"
 	"github.com/reflow-go/reflow/dtlssrtp"
-	"github.com/reflow-go/reflow/flow"
 	"github.com/reflow-go/reflow/flowmanager"
-	"github.com/reflow-go/reflow/mediastream"
 )
 
-// readyHandler hands OnReady's tuples (or the first error) to channels.
-type readyHandler struct {
-	ready chan [2]flow.Tuple
-	errs  chan error
+// reflowMedia is the media of both agents: DTLS-SRTP, full ICE with host
+// candidates on 127.0.0.1, rtcp-mux (what a WebRTC peer offers).
+var reflowMedia = call.MediaConfig{
+	LocalAddr: netip.MustParseAddr("127.0.0.1"),
+	Security:  sdpx.DTLS,
+	RTCPMux:   true,
+	ICE:       true,
+	FullICE:   true,
 }
 
-func newReadyHandler() *readyHandler {
-	return &readyHandler{ready: make(chan [2]flow.Tuple, 1), errs: make(chan error, 4)}
-}
-
-func (h *readyHandler) OnReady(_ *mediastream.Stream, rtp, rtcp flow.Tuple) {
-	h.ready <- [2]flow.Tuple{rtp, rtcp}
-}
-
-func (h *readyHandler) OnError(_ *mediastream.Stream, err error) {
-	select {
-	case h.errs <- err:
-	default:
-	}
-}
-
-// reflowPeers are two managers (each with its certificate made beforehand,
-// like the pion side's Configuration.Certificates).
+// reflowPeers are two call agents, each on its own flow manager with its
+// DTLS certificate made beforehand (like pion's Configuration.Certificates),
+// joined by an in-memory Signaling (pipe). The callee accepts every call.
 type reflowPeers struct {
 	mA, mB   *flowmanager.Manager
-	fpA, fpB dtlssrtp.Fingerprint
+	caller   *call.Agent
+	callee   *call.Agent
+	incoming chan *call.Call
+	n        int
 }
 
-func newReflowPeers(b *testing.B) *reflowPeers {
-	b.Helper()
-	p := &reflowPeers{}
+func newReflowPeers(tb testing.TB) *reflowPeers {
+	tb.Helper()
+	p := &reflowPeers{incoming: make(chan *call.Call, 1)}
+	for _, m := range []struct {
+		m   **flowmanager.Manager
+		aor string
+	}{{&p.mA, "a"}, {&p.mB, "b"}} {
+		cert, err := dtlssrtp.GenerateCertificate(m.aor)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if *m.m, err = flowmanager.New(flowmanager.Config{AOR: m.aor, Certificate: &cert}); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	var err error
-	if p.mA, err = flowmanager.New(flowmanager.Config{AOR: "a"}); err != nil {
-		b.Fatal(err)
+	if p.caller, err = call.New(call.Config{Manager: p.mA, Media: reflowMedia}); err != nil {
+		tb.Fatal(err)
 	}
-	if p.mB, err = flowmanager.New(flowmanager.Config{AOR: "b"}); err != nil {
-		b.Fatal(err)
-	}
-	if p.fpA, err = p.mA.Fingerprint(); err != nil {
-		b.Fatal(err)
-	}
-	if p.fpB, err = p.mB.Fingerprint(); err != nil {
-		b.Fatal(err)
+	if p.callee, err = call.New(call.Config{Manager: p.mB, Media: reflowMedia, Handler: call.HandlerFuncs{
+		Incoming: func(c *call.Call) {
+			p.incoming <- c
+			go c.Accept(context.Background()) // Accept waits for the stream: not on the handler goroutine
+		},
+	}}); err != nil {
+		tb.Fatal(err)
 	}
 	return p
 }
 
-func (p *reflowPeers) close() { p.mA.Close(); p.mB.Close() }
-
-// reflowPair is one stream on each manager, pointed at each other, with
-// DTLS-SRTP started (a is the DTLS client) when dtls is set.
-type reflowPair struct {
-	a, b *mediastream.Stream
+func (p *reflowPeers) close() {
+	p.caller.Close()
+	p.callee.Close()
+	<-p.caller.Done()
+	<-p.callee.Done()
+	p.mA.Close()
+	p.mB.Close()
 }
 
-func (p *reflowPeers) pair(b *testing.B, rtcp, dtls bool) reflowPair {
-	b.Helper()
+// pipe is the in-memory Signaling of one side of a call: each message is
+// handed straight to the other agent's call with the same id.
+type pipe struct {
+	id     string
+	remote *call.Agent
+	peer   *pipe // the other side's pipe, for Incoming
+}
+
+// SendOffer hands the offer to the callee agent (a new incoming call).
+func (s *pipe) SendOffer(ctx context.Context, offer []byte) error {
+	if rc := s.remote.Call(s.id); rc != nil {
+		return errors.New("re-offers are not used here")
+	}
+	_, err := s.remote.Incoming(ctx, s.peer, call.Params{ID: s.id}, offer)
+	return err
+}
+
+// SendRinging is not used by the callee here.
+func (s *pipe) SendRinging(context.Context) error { return nil }
+
+// SendAnswer hands the answer to the caller's call.
+func (s *pipe) SendAnswer(_ context.Context, answer []byte) error {
+	if rc := s.remote.Call(s.id); rc != nil {
+		return rc.RemoteAnswer(answer)
+	}
+	return nil
+}
+
+// SendReject hands a refusal to the caller's call.
+func (s *pipe) SendReject(_ context.Context, r call.Reason) error {
+	if rc := s.remote.Call(s.id); rc != nil {
+		rc.RemoteReject(r)
+	}
+	return nil
+}
+
+// SendHangup ends the other side's call.
+func (s *pipe) SendHangup(context.Context, call.Reason) error {
+	if rc := s.remote.Call(s.id); rc != nil {
+		rc.RemoteHangup(call.Reason{Kind: call.RemoteHangup})
+	}
+	return nil
+}
+
+// reflowCall is one call between the two agents.
+type reflowCall struct {
+	a, b *call.Call
+	got  chan struct{} // closed by the first packet b reads
+	done chan struct{} // closed when b's reader ends
+}
+
+// dial places a call from the caller to the callee (SDP offer, answer, full
+// ICE checks and nomination, DTLS-SRTP in the background) and starts a
+// reader on the callee's stream; every packet it reads counts in rx.
+func (p *reflowPeers) dial(tb testing.TB, rx *counter) *reflowCall {
+	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	cfg := mediastream.Config{LocalAddr: netip.MustParseAddr("127.0.0.1"), RTCP: rtcp}
-	hA, hB := newReadyHandler(), newReadyHandler()
-	a, err := p.mA.NewStream(ctx, cfg, hA)
+	p.n++
+	id := fmt.Sprintf("call-%d", p.n)
+	sa := &pipe{id: id, remote: p.callee}
+	sa.peer = &pipe{id: id, remote: p.caller, peer: sa}
+	a, err := p.caller.Dial(ctx, sa, call.Params{ID: id})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	s, err := p.mB.NewStream(ctx, cfg, hB)
-	if err != nil {
-		b.Fatal(err)
+	rc := &reflowCall{a: a, got: make(chan struct{}), done: make(chan struct{})}
+	select {
+	case rc.b = <-p.incoming:
+	case <-ctx.Done():
+		tb.Fatal("no incoming call")
 	}
-	var tA, tB [2]flow.Tuple
-	for _, w := range []struct {
-		h *readyHandler
-		t *[2]flow.Tuple
-	}{{hA, &tA}, {hB, &tB}} {
-		select {
-		case *w.t = <-w.h.ready:
-		case err := <-w.h.errs:
-			b.Fatal(err)
-		}
-	}
-	point := func(s *mediastream.Stream, t [2]flow.Tuple) {
-		if err := s.RTP().SetActiveDestination(t[0].Addr); err != nil {
-			b.Fatal(err)
-		}
-		if s.RTCP() != nil {
-			if err := s.RTCP().SetActiveDestination(t[1].Addr); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	point(a, tB)
-	point(s, tA)
-	if dtls {
-		if err := s.SetRemoteFingerprint(p.fpA); err != nil {
-			b.Fatal(err)
-		}
-		if err := s.StartDTLS(dtlssrtp.Server); err != nil {
-			b.Fatal(err)
-		}
-		if err := a.SetRemoteFingerprint(p.fpB); err != nil {
-			b.Fatal(err)
-		}
-		if err := a.StartDTLS(dtlssrtp.Client); err != nil {
-			b.Fatal(err)
-		}
-	}
-	return reflowPair{a: a, b: s}
-}
-
-func (rp reflowPair) close() {
-	var wg sync.WaitGroup
-	for _, s := range []*mediastream.Stream{rp.a, rp.b} {
-		wg.Add(1)
-		go func() { defer wg.Done(); s.Close() }()
-	}
-	wg.Wait()
-}
-
-// receive starts a reader on the b side's RTP flow; got is closed by the
-// first packet, every packet counts in rx.
-func (rp reflowPair) receive(rx *counter) (got chan struct{}, done chan struct{}) {
-	got, done = make(chan struct{}), make(chan struct{})
+	f := rc.b.Stream().RTP()
 	go func() {
-		defer close(done)
+		defer close(rc.done)
 		buf := make([]byte, 1500)
 		first := true
 		for {
-			if _, _, err := rp.b.RTP().ReadFromAddrPort(buf); err != nil {
+			if _, _, err := f.ReadFromAddrPort(buf); err != nil {
 				return
 			}
 			if first {
-				close(got)
+				close(rc.got)
 				first = false
 			}
 			rx.add()
 		}
 	}()
-	return got, done
+	return rc
 }
 
-// benchReflowSetup: two streams from NewStream to the first RTP packet
-// received over DTLS-SRTP (time per pair in ns/op, and as ms/setup).
-func benchReflowSetup(b *testing.B, rtcp bool) {
+// write sends one RTP packet from the caller.
+func (rc *reflowCall) write(pkt []byte) error {
+	_, err := rc.a.Stream().RTP().Write(pkt)
+	return err
+}
+
+// hangup ends the call from the caller and waits until both sides' media
+// is closed and the callee's reader has ended.
+func (rc *reflowCall) hangup(tb testing.TB) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rc.a.Hangup(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	select {
+	case <-rc.b.Done():
+	case <-ctx.Done():
+		tb.Fatal("the callee's call did not end")
+	}
+	<-rc.done
+}
+
+// setup places one call and returns it once the callee has read the first
+// RTP packet, with the time from Dial (which opens the caller's stream and
+// makes the offer) to that packet; the caller writes one every 250 µs.
+func (p *reflowPeers) setup(tb testing.TB, rx *counter) (*reflowCall, time.Duration, int) {
+	tb.Helper()
+	start := time.Now()
+	rc := p.dial(tb, rx)
+	d, n := firstPacket(tb, start, func(pkt []byte) { rc.write(pkt) }, rc.got)
+	return rc, d, n
+}
+
+// benchReflowSetup: BenchmarkSetup/reflow, the time of setup per call
+// (ns/op, ms/call); cpu-ms/call is the process's CPU time per whole cycle
+// (call made, set up, first media, hung up).
+func benchReflowSetup(b *testing.B) {
 	p := newReflowPeers(b)
 	defer p.close()
 	b.ReportAllocs()
 	var total time.Duration
+	cpu := cpuTime()
 	for i := 0; i < b.N; i++ {
-		start := time.Now()
-		rp := p.pair(b, rtcp, true)
-		got, done := rp.receive(newCounter())
-		total += firstPacket(b, start, func(pkt []byte) { rp.a.RTP().Write(pkt) }, got)
-		rp.close()
-		<-done
+		rc, d, _ := p.setup(b, newCounter())
+		total += d
+		b.StopTimer()
+		rc.hangup(b)
+		b.StartTimer()
 	}
-	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/setup")
+	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/call")
+	b.ReportMetric(float64((cpuTime()-cpu).Microseconds())/1000/float64(b.N), "cpu-ms/call")
 }
 
-// benchReflowRate: packets/s from one stream to the other.
-func benchReflowRate(b *testing.B, dtls bool) {
-	p := newReflowPeers(b)
-	defer p.close()
-	rp := p.pair(b, false, dtls)
+// reflowPath is an established call, caller to callee.
+func reflowPath(tb testing.TB) *path {
+	tb.Helper()
+	p := newReflowPeers(tb)
 	rx := newCounter()
-	got, done := rp.receive(rx)
-	if dtls {
-		firstPacket(b, time.Now(), func(pkt []byte) { rp.a.RTP().Write(pkt) }, got)
+	rc, _, seq := p.setup(tb, rx)
+	f := rc.a.Stream().RTP()
+	return &path{
+		write: func(pkt []byte) error { _, err := f.Write(pkt); return err },
+		rx:    rx,
+		seq:   seq,
+		close: func() { rc.hangup(tb); p.close() },
 	}
-	f := rp.a.RTP()
-	measureRate(b, func(pkt []byte) error { _, err := f.Write(pkt); return err }, rx)
-	rp.close()
-	<-done
 }
+
+// benchReflowRate: BenchmarkRTPRate/reflow.
+func benchReflowRate(b *testing.B) { measureRate(b, reflowPath(b)) }
