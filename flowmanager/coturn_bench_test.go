@@ -2,6 +2,7 @@ package flowmanager_test
 
 import (
 	"encoding/binary"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,9 +26,10 @@ func BenchmarkCoturnRelay(b *testing.B) {
 	srv := coturn.ForTest(b, coturn.Config{})
 
 	type path struct {
-		x, y *mediastream.Stream
-		took time.Duration
-		got  int
+		x, y        *mediastream.Stream
+		took        time.Duration
+		got         int
+		cpu, coturn time.Duration // our process's CPU time, coturn's
 	}
 	mkPath := func(natX, natY natmode.Config) *path {
 		m := newManager(b, flowmanager.Config{})
@@ -75,6 +77,7 @@ func BenchmarkCoturnRelay(b *testing.B) {
 			}
 			done <- got
 		}()
+		cpu0, turn0 := processCPU(b), coturnCPU(b, srv)
 		start := time.Now()
 		for i := range n {
 			select {
@@ -103,13 +106,15 @@ func BenchmarkCoturnRelay(b *testing.B) {
 		}
 		pt.took += time.Since(start)
 		pt.got += got
+		pt.cpu += processCPU(b) - cpu0
+		pt.coturn += coturnCPU(b, srv) - turn0
 	}
 	const chunk = 1000
 	pump(direct, chunk) // warm both paths
 	pump(relay, chunk)
 	pump(relay1, chunk)
 	for _, pt := range []*path{direct, relay, relay1} {
-		pt.took, pt.got = 0, 0
+		pt.took, pt.got, pt.cpu, pt.coturn = 0, 0, 0, 0
 	}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(p)))
@@ -130,4 +135,30 @@ func BenchmarkCoturnRelay(b *testing.B) {
 	b.ReportMetric(r1ps, "relay1-pkt/s")
 	b.ReportMetric(r1ps/dps, "relay1/direct")
 	b.ReportMetric(100*float64(2*b.N-relay.got-relay1.got)/float64(2*b.N), "relay-loss-%")
+	// CPU per packet sent: ours (sender and receiver together) and
+	// coturn's, so that the relayed rates can be set against what the two
+	// cores have to give.
+	perPkt := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(b.N) }
+	b.ReportMetric(perPkt(direct.cpu), "direct-cpu-µs/pkt")
+	b.ReportMetric(perPkt(relay1.cpu), "relay1-cpu-µs/pkt")
+	b.ReportMetric(perPkt(relay1.coturn), "relay1-coturn-µs/pkt")
+	b.ReportMetric(perPkt(relay.coturn), "relay-coturn-µs/pkt")
+}
+
+// processCPU is the CPU time (user and system) this process used so far.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// coturnCPU is the CPU time coturn used so far.
+func coturnCPU(b *testing.B, srv *coturn.Server) time.Duration {
+	d, err := srv.CPUTime()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d
 }

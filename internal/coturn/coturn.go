@@ -273,6 +273,18 @@ func (s *Server) Kill() {
 	<-exited
 }
 
+// CPUTime is the CPU time (user and system) the running coturn process
+// has used so far; benchmarks take the difference over a run.
+func (s *Server) CPUTime() (time.Duration, error) {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return 0, errors.New("coturn: not running")
+	}
+	return cpuTime(cmd.Process.Pid)
+}
+
 // Restart kills coturn and starts a fresh process (no allocations, new
 // nonces) with the same configuration on the same ports.
 func (s *Server) Restart(ctx context.Context) error {
