@@ -138,6 +138,7 @@ func (d *dialog) newRequest(method sip.RequestMethod, seq uint32) *sip.Request {
 		req.AppendHeader(&ct)
 	}
 	d.e.addCommon(req)
+	d.e.noteOutgoing(d.t, req.Destination())
 	return req
 }
 

@@ -42,6 +42,7 @@ type Endpoint struct {
 	outUDP     map[netip.Addr]netip.AddrPort // our own UDP sockets for requests when not listening on UDP
 	closers    []func() error
 	conns      map[*trackedConn]struct{} // accepted TCP/TLS connections
+	outgoing   map[outgoing]struct{}     // TCP/TLS destinations of ours (closeOutgoing)
 	dialogs    map[string]*dialog        // by Call-ID and local tag
 	calls      int                       // admitted calls (Config.MaxCalls)
 	unanswered int                       // admitted incoming calls not answered yet (Config.MaxUnanswered)
@@ -486,6 +487,7 @@ func (e *Endpoint) Close() error {
 		}
 	}
 	e.srv.Close()
+	e.closeOutgoing()
 	e.ua.Close()
 	e.closeConns()
 	e.serveWG.Wait()

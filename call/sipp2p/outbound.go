@@ -466,6 +466,7 @@ func (e *Endpoint) SendMessage(ctx context.Context, target, contentType string, 
 // of ours (the listener when there is one), so that the peer's requests
 // come back to it and Close can stop its reader.
 func (e *Endpoint) clientFor(t Transport, dest string) (*sipgo.Client, sip.ContactHeader, error) {
+	e.noteOutgoing(t, dest)
 	host, port := e.advertised(t)
 	opts := []sipgo.ClientOption{sipgo.WithClientLogger(sipgoLogger(e.log))}
 	if t == UDP {
