@@ -196,14 +196,14 @@ func (a *Agent) Dial(ctx context.Context, sig Signaling, p Params) (*Call, error
 // SecurityRequired, NoICE): its protection, rtcp-mux (and with BUNDLE), and
 // ICE; the call's stream is made for it and its answer follows it.
 //
-// A nil (or empty) offer makes a call whose initial exchange runs the other
-// way round (delayed offer, RFC 3261 §13.3.1, RFC 3264 §5): its stream is
+// A nil offer makes a call whose initial exchange runs the other way round (delayed offer, RFC 3261 §13.3.1, RFC 3264 §5): its stream is
 // made from the configuration as for Dial, Accept makes an offer exactly as
 // Dial does (DTLS actpass and fingerprint, SDES keys, ICE credentials and
 // candidates as configured) and sends it with SendAnswer, and the peer's
-// answer comes through Call.RemoteAnswer.
+// answer comes through Call.RemoteAnswer. An empty offer that is not nil is
+// malformed, as any offer that does not parse.
 func (a *Agent) Incoming(ctx context.Context, sig Signaling, p Params, offer []byte) (*Call, error) {
-	p.DelayedOffer = len(offer) == 0
+	p.DelayedOffer = offer == nil
 	if p.DelayedOffer {
 		c, err := a.newCall(Inbound, sig, p)
 		if err != nil {

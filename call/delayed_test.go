@@ -390,6 +390,19 @@ func TestDelayedOfferFailures(t *testing.T) {
 			t.Errorf("caller reason %+v", r)
 		}
 	})
+	t.Run("empty-offer-is-malformed", func(t *testing.T) {
+		// Only a nil offer asks us to offer: an empty one (a binding's
+		// message with no SDP) is refused as before.
+		leak.Check(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		p := newDlyPair(t, MediaConfig{}, MediaConfig{})
+		_, err := p.b.Incoming(ctx, p.sb, Params{ID: "empty"}, []byte{})
+		var r Reason
+		if !errors.As(err, &r) || r.Kind != Malformed || r.Code != 400 {
+			t.Errorf("empty offer: %v", err)
+		}
+	})
 	t.Run("rejected", func(t *testing.T) {
 		ctx, _, ca, cb := setup(t, MediaConfig{}, MediaConfig{})
 		if err := cb.Reject(ctx, Reason{Kind: Busy, Code: 486}); err != nil {

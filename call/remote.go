@@ -21,9 +21,12 @@ func (c *Call) RemoteRinging() {
 	}
 }
 
-// RemoteAnswer applies the peer's answer to our outstanding offer. An
-// answer that cannot be used ends the call (the core sends the hangup) and
-// is returned as a Reason; for SIP the binding has already sent the ACK.
+// RemoteAnswer applies the peer's answer to our outstanding offer: a
+// (re-)offer sent with SendOffer, or the offer an incoming call without one
+// was accepted with (SendAnswer; SIP: the answer is the ACK's body, nil when
+// it has none). An answer that cannot be used ends the call (the core sends
+// the hangup) and is returned as a Reason; for SIP the ACK is already sent
+// (or, for the delayed offer, received).
 func (c *Call) RemoteAnswer(answer []byte) error {
 	c.mu.Lock()
 	p := c.offer

@@ -33,7 +33,7 @@ type Signaling interface {
 	// Answers to re-offers are returned by Call.RemoteOffer instead.
 	//
 	// For an incoming call made without an offer (Agent.Incoming with a nil
-	// offer: delayed offer) the body is our offer, and the binding hands
+	// offer, not an empty one: delayed offer) the body is our offer, and the binding hands
 	// the peer's answer (SIP: the ACK's body) to Call.RemoteAnswer, nil
 	// when it carries none (which ends the call with a hangup). The binding
 	// may call RemoteAnswer before SendAnswer returns.

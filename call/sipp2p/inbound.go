@@ -94,6 +94,7 @@ func (e *Endpoint) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	var rejected []rejectedLine
 	if len(offer) == 0 {
 		d.offerless = true
+		offer = nil // no offer: the core offers in our 200
 	} else {
 		offer, rejected = filterOffer(offer)
 	}
