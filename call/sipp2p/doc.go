@@ -108,9 +108,13 @@
 // reader of every accepted connection); it is idempotent, safe from any
 // goroutine and from inside a Handler, and never waits for a running
 // Handler call: Done is closed once the last Handler call has returned
-// (the last event is the change to Terminated). Outgoing TCP/TLS
-// connections are sipgo's: Close closes them and their readers end at once,
-// but are not joined.
+// (the last event is the change to Terminated). sipgo dials the outgoing
+// TCP/TLS connections and starts their readers without a way to join them:
+// Close closes the connections to every destination (by address) the
+// endpoint sent to and returns once each reader has taken its connection
+// out of sipgo's pool, its last step (bounded by 2 s). Sends of the
+// endpoint's own (a BYE, a CANCEL) stop waiting for their responses once
+// Close stops reading them.
 //
 // sipgo logs through Config.Logger (warnings and errors only; nil
 // discards). sipgo's package-wide logger, which this package sets at init,
