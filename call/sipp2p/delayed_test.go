@@ -17,10 +17,11 @@ import (
 
 // TestDelayedOfferCall: endpoint to endpoint, the caller's INVITE has no
 // SDP (CallOptions.DelayedOffer); the callee's core offers in the 200 and
-// the caller answers in the ACK, with DTLS-SRTP and SDES, over UDP and
-// TCP, each endpoint calling the other; RTP flows both ways.
+// the caller answers in the ACK, with DTLS-SRTP and SDES, over UDP, TCP
+// and TLS, each endpoint calling the other; RTP flows both ways.
 func TestDelayedOfferCall(t *testing.T) {
 	leak.Check(t)
+	ca := newCA(t)
 	for _, tc := range []struct {
 		name string
 		tr   Transport
@@ -30,14 +31,20 @@ func TestDelayedOfferCall(t *testing.T) {
 		{"udp-sdes", UDP, sdpx.SDES},
 		{"tcp-dtls", TCP, sdpx.DTLS},
 		{"tcp-sdes", TCP, sdpx.SDES},
+		{"tls-dtls", TLS, sdpx.DTLS},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			leak.Check(t)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			media := call.MediaConfig{Security: tc.sec, SecurityRequired: true, RTCPMux: tc.sec == sdpx.DTLS}
-			a := newEP(t, Config{URI: "sip:alice@example.test"}, media)
-			b := newEP(t, Config{URI: "sip:bob@example.test"}, media)
+			var tlsA, tlsB *TLSConfig
+			if tc.tr == TLS {
+				tlsA = &TLSConfig{Certificate: ca.leaf(t, loopback, time.Now().Add(time.Hour)), RootCAs: ca.pool}
+				tlsB = &TLSConfig{Certificate: ca.leaf(t, loopback, time.Now().Add(time.Hour)), RootCAs: ca.pool}
+			}
+			a := newEP(t, Config{URI: "sip:alice@example.test", TLS: tlsA}, media)
+			b := newEP(t, Config{URI: "sip:bob@example.test", TLS: tlsB}, media)
 			targetA := a.listen(t, tc.tr)
 			targetB := b.listen(t, tc.tr)
 			for _, dir := range []struct {
