@@ -28,6 +28,12 @@ func (c *Call) Ring(ctx context.Context) error {
 // Accept answers an incoming call: it waits for the media stream to be
 // ready (bounded by ctx), puts the negotiated media in force and sends the
 // answer. The call is then Active. A failure ends the call.
+//
+// A call that came without an offer (delayed offer) is accepted with our
+// offer, sent with SendAnswer; Accept then waits (bounded by ctx) for the
+// peer's answer (Call.RemoteAnswer) and returns once it is in force. An
+// answer that does not come before ctx ends, or cannot be used, ends the
+// call (the core sends the hangup).
 func (c *Call) Accept(ctx context.Context) error {
 	c.mu.Lock()
 	if !c.live() || c.dir != Inbound || c.answered || c.accepting {
@@ -42,6 +48,9 @@ func (c *Call) Accept(ctx context.Context) error {
 		r := Reason{Kind: MediaFailed, Code: 500, Text: "media stream not ready", Err: err}
 		c.terminate(r, true)
 		return r
+	}
+	if c.delayed {
+		return c.acceptOffering(ctx, md)
 	}
 	c.mu.Lock()
 	if !c.live() {
@@ -71,6 +80,52 @@ func (c *Call) Accept(ctx context.Context) error {
 	return nil
 }
 
+// acceptOffering accepts an incoming call that came without an offer: our
+// offer goes in the answer, the peer's answer comes with RemoteAnswer.
+func (c *Call) acceptOffering(ctx context.Context, md *Media) error {
+	c.mu.Lock()
+	if !c.live() {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	pd := &pending{dir: sdpx.SendRecv, result: make(chan error, 1)}
+	line, err := c.offerLine(md, sdpx.SendRecv)
+	var offer []byte
+	if err == nil {
+		pd.line = line
+		offer, err = c.offerSDP(line)
+	}
+	if err == nil {
+		c.offer = pd
+	}
+	c.mu.Unlock()
+	if err != nil {
+		r := Reason{Kind: MediaFailed, Code: 500, Err: err}
+		c.terminate(r, true)
+		return r
+	}
+	if err := c.sig.SendAnswer(ctx, offer); err != nil {
+		r := Reason{Kind: SignalingFailed, Text: "sending the offer", Err: err}
+		c.terminate(r, false)
+		return r
+	}
+	select {
+	case err := <-pd.result:
+		// RemoteAnswer made the call Active, or the call ended (terminate).
+		return err
+	case <-ctx.Done():
+		c.mu.Lock()
+		outstanding := c.offer == pd
+		c.mu.Unlock()
+		if !outstanding {
+			return <-pd.result // the answer, or the end, came meanwhile
+		}
+		r := Reason{Kind: SignalingFailed, Text: "no answer to our offer", Err: ctx.Err()}
+		c.terminate(r, true)
+		return r
+	}
+}
+
 // answerLocked answers remote offer d on the current media and puts it in
 // force; c.mu held.
 func (c *Call) answerLocked(d *sdpx.Description, re bool) ([]byte, MediaState, error) {
@@ -78,7 +133,7 @@ func (c *Call) answerLocked(d *sdpx.Description, re bool) ([]byte, MediaState, e
 	if err != nil {
 		return nil, MediaState{}, err
 	}
-	p.controlling = c.dir == Outbound
+	p.controlling = c.initialOfferer()
 	dir := sdpx.Combine(c.localDir, p.remote.Direction)
 	if p.ice, err = c.iceFor(p.remote); err != nil {
 		return nil, MediaState{}, err

@@ -80,7 +80,7 @@ func (a *Agent) newCall(dir Direction, sig Signaling, p Params) (*Call, error) {
 	c := &Call{
 		a: a, id: p.ID, dir: dir, remote: p.Remote, sig: sig, cfg: cfg, log: a.log,
 		done: make(chan struct{}), ended: make(chan struct{}), keys: make(map[srtp.Suite]srtp.Keys),
-		sessID: binary.BigEndian.Uint64(b[:]) >> 2, version: 0,
+		sessID: binary.BigEndian.Uint64(b[:]) >> 2, version: 0, delayed: p.DelayedOffer,
 	}
 	if cfg.ICE {
 		var err error
@@ -132,6 +132,9 @@ func (a *Agent) newCall(dir Direction, sig Signaling, p Params) (*Call, error) {
 // waits until it is ready (bounded by ctx), and sends the offer. It returns
 // once the binding's SendOffer returned; the call is then Offering (or
 // already further). A failure ends the call and is returned as a Reason.
+//
+// With p.DelayedOffer the call request carries no offer: SendOffer gets a
+// nil one and the peer's offer, in its answer, goes to Call.RemoteOffer.
 func (a *Agent) Dial(ctx context.Context, sig Signaling, p Params) (*Call, error) {
 	c, err := a.newCall(Outbound, sig, p)
 	if err != nil {
@@ -142,6 +145,20 @@ func (a *Agent) Dial(ctx context.Context, sig Signaling, p Params) (*Call, error
 		r := Reason{Kind: MediaFailed, Text: "media stream not ready", Err: err}
 		c.terminate(r, false)
 		return nil, r
+	}
+	if p.DelayedOffer {
+		c.mu.Lock()
+		c.awaitOffer = c.live()
+		c.mu.Unlock()
+		if err := sig.SendOffer(ctx, nil); err != nil {
+			var r Reason
+			if !errors.As(err, &r) {
+				r = Reason{Kind: SignalingFailed, Text: "sending the call request", Err: err}
+			}
+			c.terminate(r, false)
+			return nil, r
+		}
+		return c, nil
 	}
 	c.mu.Lock()
 	pd := &pending{dir: sdpx.SendRecv, result: make(chan error, 1)}
@@ -178,7 +195,25 @@ func (a *Agent) Dial(ctx context.Context, sig Signaling, p Params) (*Call, error
 // shape within what the configuration accepts (MediaConfig.Accept,
 // SecurityRequired, NoICE): its protection, rtcp-mux (and with BUNDLE), and
 // ICE; the call's stream is made for it and its answer follows it.
+//
+// A nil offer makes a call whose initial exchange runs the other way round (delayed offer, RFC 3261 §13.3.1, RFC 3264 §5): its stream is
+// made from the configuration as for Dial, Accept makes an offer exactly as
+// Dial does (DTLS actpass and fingerprint, SDES keys, ICE credentials and
+// candidates as configured) and sends it with SendAnswer, and the peer's
+// answer comes through Call.RemoteAnswer. An empty offer that is not nil is
+// malformed, as any offer that does not parse.
 func (a *Agent) Incoming(ctx context.Context, sig Signaling, p Params, offer []byte) (*Call, error) {
+	p.DelayedOffer = offer == nil
+	if p.DelayedOffer {
+		c, err := a.newCall(Inbound, sig, p)
+		if err != nil {
+			return nil, err
+		}
+		if !p.Unannounced {
+			a.emit(func(h Handler) { h.OnIncoming(c) })
+		}
+		return c, nil
+	}
 	cfg := a.cfg.Media
 	if p.Media != nil {
 		var err error

@@ -45,6 +45,13 @@ type Call struct {
 	inOffer   *sdpx.Description // the initial remote offer, until answered
 	accepting bool
 	answered  bool // the initial offer/answer exchange completed
+	// delayed: the initial exchange runs the other way round (delayed
+	// offer): an incoming call made without an offer, whose Accept offers,
+	// or an outgoing one dialled without an offer, answered in RemoteOffer.
+	delayed bool
+	// awaitOffer: an outgoing delayed call's request was sent; the peer's
+	// offer is awaited (RemoteOffer).
+	awaitOffer bool
 }
 
 // pending is an offer of ours awaiting its answer.
@@ -109,6 +116,11 @@ func (c *Call) MediaState() (MediaState, bool) {
 // live reports whether the call accepts actions; c.mu held.
 func (c *Call) live() bool { return !c.ending && c.state != Terminated }
 
+// initialOfferer reports whether we made the call's initial offer: we placed
+// the call, or we answered one without an offer (delayed offer). The
+// initial offerer's full ICE agent is the controlling one (RFC 8445 §6.1.1).
+func (c *Call) initialOfferer() bool { return (c.dir == Outbound) != c.delayed }
+
 // keyFor returns our SDES key for suite, made once per call; c.mu held.
 func (c *Call) keyFor(suite srtp.Suite) (srtp.Keys, error) {
 	if k, ok := c.keys[suite]; ok {
@@ -145,7 +157,7 @@ func (c *Call) offerLine(md *Media, dir sdpx.Direction) (sdpx.Line, error) {
 		l.ICEUfrag, l.ICEPwd, l.Candidates = c.ice.ufrag, c.ice.pwd, md.Candidates()
 		// The answerer may check before its answer reaches us (RFC 8445
 		// §7.3): answer checks for our ufrag from any peer ufrag until then.
-		if err := md.offerICE(c.ice, c.dir == Outbound); err != nil {
+		if err := md.offerICE(c.ice, c.initialOfferer()); err != nil {
 			return l, err
 		}
 	}
@@ -285,7 +297,7 @@ const PeerCloseGrace = time.Second
 func (c *Call) onMediaError(md *Media, err error) {
 	c.mu.Lock()
 	current := md == c.media || (c.offer != nil && md == c.offer.media)
-	waiting := c.dir == Outbound && !c.answered && c.offer == nil // Dial is still waiting for the stream
+	waiting := c.dir == Outbound && !c.answered && c.offer == nil && !c.awaitOffer // Dial is still waiting for the stream
 	live := c.live()
 	c.mu.Unlock()
 	c.log.Debug("media error", "call", c.id, "err", err)
@@ -339,7 +351,9 @@ func (c *Call) terminate(r Reason, send bool) {
 	}
 	c.ending = true
 	from := c.state
-	unanswered := c.dir == Inbound && !c.answered
+	// An incoming call is unanswered until we sent our answer, or our offer
+	// when it came without one (c.offer is then set).
+	unanswered := c.dir == Inbound && !c.answered && c.offer == nil
 	medias := []*Media{c.media}
 	if c.offer != nil {
 		if c.offer.media != nil {

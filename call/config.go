@@ -148,6 +148,15 @@ type Params struct {
 	// Handler.OnIncoming is not called for it, so the call has one owner.
 	// OnState and OnMedia are reported as for any call.
 	Unannounced bool
+	// DelayedOffer makes Agent.Dial send the call request without an offer
+	// (SIP: an INVITE without SDP, RFC 3261 §13.2.1): the binding's
+	// SendOffer gets a nil offer, the peer makes the offer in its answer
+	// (SIP: the 2xx) and the binding hands it to Call.RemoteOffer, whose
+	// answer it sends (SIP: in the ACK). The offer decides the protection
+	// and rtcp-mux as for an incoming call; a missing or unacceptable offer
+	// ends the call. Incoming ignores it (an incoming call is delayed when
+	// its offer is nil).
+	DelayedOffer bool
 }
 
 // Party names a call's peer.

@@ -73,6 +73,15 @@
 //   - Call.RemoteCandidate, Call.RemoteEndOfCandidates: ICE candidates the
 //     peer trickled (full ICE).
 //
+// Delayed offer (RFC 3261 §13.3.1, RFC 3264 §5) runs the initial exchange
+// the other way round. An incoming call made with a nil offer is accepted
+// with our offer (made as Dial makes it: DTLS actpass and fingerprint, SDES
+// keys, ICE credentials and candidates), sent with SendAnswer; the peer's
+// answer comes with Call.RemoteAnswer. Params.DelayedOffer dials without
+// an offer (SendOffer gets nil); the peer's offer, in its answer, goes to
+// Call.RemoteOffer, which returns our answer and makes the call Active, or
+// ends the call when the offer is missing or unacceptable.
+//
 // A binding whose protocol has no "request pending" status can refuse a
 // crossing offer the same way (RemoteOffer returns the Glare Reason; report
 // the peer's refusal of ours with RemoteReject and a Glare Reason, and

@@ -17,11 +17,26 @@ type Signaling interface {
 	// transport and TLS failures surface as its error), or a re-offer on an
 	// established call. The outcome is reported later, or before SendOffer
 	// returns, with Call.RemoteAnswer or Call.RemoteReject.
+	//
+	// A nil offer asks for a call request without one (delayed offer,
+	// Params.DelayedOffer; SIP: an INVITE without a body): the peer makes
+	// the offer in its answer, which the binding hands to Call.RemoteOffer
+	// and answers with what that returns (SIP: in the ACK). When that
+	// answer carries no offer the binding calls Call.RemoteOffer with nil,
+	// which ends the call; when RemoteOffer fails the call has ended and
+	// the binding closes the session itself (SIP: ACK, then BYE). A
+	// refusal is reported with Call.RemoteReject as for any offer.
 	SendOffer(ctx context.Context, offer []byte) error
 	// SendRinging tells the caller that the call is ringing (SIP 180).
 	SendRinging(ctx context.Context) error
 	// SendAnswer answers the initial offer of an incoming call (SIP 200).
 	// Answers to re-offers are returned by Call.RemoteOffer instead.
+	//
+	// For an incoming call made without an offer (Agent.Incoming with a nil
+	// offer, not an empty one: delayed offer) the body is our offer, and the binding hands
+	// the peer's answer (SIP: the ACK's body) to Call.RemoteAnswer, nil
+	// when it carries none (which ends the call with a hangup). The binding
+	// may call RemoteAnswer before SendAnswer returns.
 	SendAnswer(ctx context.Context, answer []byte) error
 	// SendReject refuses an incoming call that was not answered (SIP 4xx/6xx with r.Code).
 	SendReject(ctx context.Context, r Reason) error

@@ -2,8 +2,11 @@ package sipp2p
 
 import (
 	"net"
+	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // trackedListener wraps a TCP listener so that Close can wait for sipgo's
@@ -102,4 +105,95 @@ func (e *Endpoint) closeConns() {
 			return
 		}
 	}
+}
+
+// outgoing is a TCP or TLS destination of our requests.
+type outgoing struct {
+	t    Transport
+	addr netip.AddrPort
+}
+
+// maxOutgoing bounds the recorded destinations; past it those without an
+// open connection are forgotten.
+const maxOutgoing = 1024
+
+// noteOutgoing records a TCP or TLS destination (host:port) of ours: sipgo
+// may open a connection to it, with a reader of its own that Close must
+// wait for (closeOutgoing). Destinations by name are not recorded.
+func (e *Endpoint) noteOutgoing(t Transport, dest string) {
+	if t == UDP {
+		return
+	}
+	ap, err := netip.ParseAddrPort(dest)
+	if err != nil {
+		return
+	}
+	o := outgoing{t, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopping {
+		return
+	}
+	if e.outgoing == nil {
+		e.outgoing = make(map[outgoing]struct{})
+	}
+	if len(e.outgoing) >= maxOutgoing {
+		for k := range e.outgoing {
+			if p := e.ua.TransportLayer().Pool(string(k.t)); p == nil || !inPool(p, k.addr.String(), nil) {
+				delete(e.outgoing, k)
+			}
+		}
+	}
+	e.outgoing[o] = struct{}{}
+}
+
+// closeOutgoing closes the TCP and TLS connections sipgo opened to our
+// destinations and waits (at most 2 s in all) until the reader of each has
+// finished with it. sipgo starts a reader per connection it dials and does
+// not wait for it; the reader's last step is to take the connection out of
+// its pool under the connection's local address, which is what this waits
+// for (a bounded poll: sipgo offers no signal).
+func (e *Endpoint) closeOutgoing() {
+	e.mu.Lock()
+	dests := make([]outgoing, 0, len(e.outgoing))
+	for o := range e.outgoing {
+		dests = append(dests, o)
+	}
+	e.outgoing = nil
+	e.mu.Unlock()
+	type open struct {
+		pool  *sip.ConnectionPool
+		local string
+		c     sip.Connection
+	}
+	var opened []open
+	for _, o := range dests {
+		pool := e.ua.TransportLayer().Pool(string(o.t))
+		if pool == nil {
+			continue
+		}
+		c := pool.Get(o.addr.String())
+		if c == nil {
+			continue
+		}
+		c.Ref(-1) // Get took a reference
+		opened = append(opened, open{pool, c.LocalAddr().String(), c})
+		c.Close()
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for _, o := range opened {
+		for inPool(o.pool, o.local, o.c) && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond) // bounded poll of sipgo's pool
+		}
+	}
+}
+
+// inPool reports whether pool holds c (any connection when c is nil) under addr.
+func inPool(pool *sip.ConnectionPool, addr string, c sip.Connection) bool {
+	cur := pool.Get(addr)
+	if cur == nil {
+		return false
+	}
+	cur.Ref(-1) // Get took a reference
+	return c == nil || cur == c
 }

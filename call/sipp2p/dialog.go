@@ -46,7 +46,7 @@ type dialog struct {
 	invTx     sip.ServerTransaction
 	final     chan struct{} // a final response to the initial INVITE was sent
 	finalOnce sync.Once
-	offerless bool                         // the INVITE had no offer (delayed offer): the answer comes in the ACK
+	offerless bool                         // UAS: the INVITE had no offer (delayed offer): the answer comes in the ACK; UAC: our INVITE had none, the offer comes in the 2xx
 	ackBody   []byte                       // the body of the ACK of our 2xx to the initial INVITE
 	onAck     map[uint32]func(body []byte) // what an ACK's body is for (our offer in a 2xx)
 	emptyRe   *emptyReinvite               // a re-INVITE without offer awaiting ours
@@ -60,6 +60,7 @@ type dialog struct {
 	first      chan struct{} // first response or failure
 	firstOnce  sync.Once
 	firstErr   error
+	ackSent    chan struct{} // delayed offer: closed once the 2xx was acknowledged (nil otherwise)
 	stop       chan struct{} // hang up before the answer: CANCEL
 	stopOnce   sync.Once
 	waitDone   chan struct{} // the INVITE transaction is over
@@ -137,6 +138,7 @@ func (d *dialog) newRequest(method sip.RequestMethod, seq uint32) *sip.Request {
 		req.AppendHeader(&ct)
 	}
 	d.e.addCommon(req)
+	d.e.noteOutgoing(d.t, req.Destination())
 	return req
 }
 
@@ -187,8 +189,18 @@ func (d *dialog) checkSeq(seq uint32) bool {
 	return true
 }
 
-// SendHangup sends CANCEL before the answer and BYE after it.
+// SendHangup sends CANCEL before the answer and BYE after it. As UAS a BYE
+// waits for the ACK of our 2xx (RFC 3261 §15): while it is awaited the
+// retransmitter sends the BYE once the ACK came or 64*T1 passed.
 func (d *dialog) SendHangup(ctx context.Context, r call.Reason) error {
+	if !d.uac {
+		d.mu.Lock()
+		_, unacked := d.acks[d.initialSeq]
+		d.mu.Unlock()
+		if unacked {
+			return nil
+		}
+	}
 	if d.uac {
 		d.mu.Lock()
 		confirmed := d.confirmed
@@ -223,6 +235,9 @@ func (d *dialog) bye(ctx context.Context) error {
 	d.byeDone = true
 	d.mu.Unlock()
 	defer d.e.untrack(d)
+	if err := d.waitAckSent(ctx); err != nil {
+		return err
+	}
 	req := d.newRequest(sip.BYE, 0)
 	var res *sip.Response
 	err := d.e.sending(func() (err error) {
@@ -238,10 +253,26 @@ func (d *dialog) bye(ctx context.Context) error {
 	return nil
 }
 
+// waitAckSent waits (bounded by ctx) until the 2xx to our INVITE without
+// an offer was acknowledged: the call is Active as soon as its answer is
+// made, before the ACK that carries it is sent, and no request of ours may
+// overtake that ACK.
+func (d *dialog) waitAckSent(ctx context.Context) error {
+	if d.ackSent == nil {
+		return nil
+	}
+	select {
+	case <-d.ackSent:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // byeAsync sends BYE on a goroutine of the endpoint (bounded by 64*T1).
 func (d *dialog) byeAsync() {
 	if !d.e.spawn(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 64*d.e.cfg.T1)
+		ctx, cancel := d.e.sendContext(64 * d.e.cfg.T1)
 		defer cancel()
 		d.bye(ctx)
 	}) {

@@ -82,13 +82,16 @@
 // know (m=image ... udptl t38, an unknown profile) is taken out before the
 // core sees the offer and put back into the answer at its place with port 0,
 // so the rest of the offer is answered. An INVITE without SDP (delayed
-// offer) gets our offer in the 200 and its answer in the ACK; the core
-// answers a stand-in offer made from the agent's media configuration, so
-// this works for plain RTP and SDES and is refused 488 with DTLS-SRTP or
-// ICE. A re-INVITE without SDP gets a re-offer the core makes
-// (Call.Renegotiate keeping our direction) in the 200, and the ACK's answer
-// completes it. Sending an INVITE without SDP (delayed offer as UAC) needs
-// an API of the call core and is not offered. Re-INVITEs work both ways:
+// offer) makes an incoming call without an offer: Accept puts the core's
+// offer (as for an outgoing call: plain RTP, SDES, or DTLS-SRTP with
+// a=setup:actpass, and ICE when configured) in the 200, and the ACK's
+// answer completes it; an ACK without a usable answer ends the call with a
+// BYE. CallWith with CallOptions.DelayedOffer sends an INVITE without SDP:
+// the offer in the 2xx is answered in the ACK; a 2xx without an offer or
+// with an unacceptable one is acknowledged with every line rejected (port
+// 0) and followed by a BYE (RFC 3261 §13.2.2.4). A re-INVITE without SDP
+// gets a re-offer the core makes (Call.Renegotiate keeping our direction)
+// in the 200, and the ACK's answer completes it. Re-INVITEs work both ways:
 // one crossing our own pending re-INVITE is answered 491, and the core
 // retries ours after the RFC 3261 §14.1 timer. SIP MESSAGE requests are
 // answered 200 and reported to Handler.OnMessage.
@@ -105,9 +108,13 @@
 // reader of every accepted connection); it is idempotent, safe from any
 // goroutine and from inside a Handler, and never waits for a running
 // Handler call: Done is closed once the last Handler call has returned
-// (the last event is the change to Terminated). Outgoing TCP/TLS
-// connections are sipgo's: Close closes them and their readers end at once,
-// but are not joined.
+// (the last event is the change to Terminated). sipgo dials the outgoing
+// TCP/TLS connections and starts their readers without a way to join them:
+// Close closes the connections to every destination (by address) the
+// endpoint sent to and returns once each reader has taken its connection
+// out of sipgo's pool, its last step (bounded by 2 s). Sends of the
+// endpoint's own (a BYE, a CANCEL) stop waiting for their responses once
+// Close stops reading them.
 //
 // sipgo logs through Config.Logger (warnings and errors only; nil
 // discards). sipgo's package-wide logger, which this package sets at init,

@@ -42,13 +42,21 @@ type Endpoint struct {
 	outUDP     map[netip.Addr]netip.AddrPort // our own UDP sockets for requests when not listening on UDP
 	closers    []func() error
 	conns      map[*trackedConn]struct{} // accepted TCP/TLS connections
+	outgoing   map[outgoing]struct{}     // TCP/TLS destinations of ours (closeOutgoing)
 	dialogs    map[string]*dialog        // by Call-ID and local tag
 	calls      int                       // admitted calls (Config.MaxCalls)
 	unanswered int                       // admitted incoming calls not answered yet (Config.MaxUnanswered)
 	stopping   bool                      // Close started: no new requests or calls
 	closed     bool                      // Close hung up the calls: nothing is sent any more
 	wg         sync.WaitGroup            // every goroutine of ours, request handler and send in progress
-	serveWG    sync.WaitGroup            // the sockets' serving goroutines
+
+	// sends bounds the sends of our own goroutines (BYE, CANCEL, the wait
+	// for their responses): it ends once Close hung up the calls, when
+	// responses are no longer read, so that Close never waits for a
+	// response it drops.
+	sends     context.Context
+	stopSends context.CancelFunc
+	serveWG   sync.WaitGroup // the sockets' serving goroutines
 
 	wrapPC func(net.PacketConn) net.PacketConn // tests: loss injection on UDP sockets
 }
@@ -70,6 +78,7 @@ func New(cfg Config) (*Endpoint, error) {
 		closing: make(chan struct{}), finished: make(chan struct{}),
 		listeners: make(map[Transport]netip.AddrPort), outUDP: make(map[netip.Addr]netip.AddrPort),
 		conns: make(map[*trackedConn]struct{}), dialogs: make(map[string]*dialog)}
+	e.sends, e.stopSends = context.WithCancel(context.Background())
 	// sipgo's loggers go to ours, warnings and errors only.
 	slog := sipgoLogger(log)
 	opts := []sipgo.UserAgentOption{
@@ -168,6 +177,12 @@ func (e *Endpoint) readFilter(_ sip.TransportReadProps, data []byte) ([]byte, er
 		return nil, nil
 	}
 	return data, nil
+}
+
+// sendContext returns a context for a send of our own, bounded by d and
+// ended when Close stops reading responses.
+func (e *Endpoint) sendContext(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(e.sends, d)
 }
 
 // enter registers a goroutine Close waits for; false once closing.
@@ -463,6 +478,7 @@ func (e *Endpoint) Close() error {
 	closers := e.closers
 	e.closers = nil
 	e.mu.Unlock()
+	e.stopSends() // responses are dropped from now on (readFilter)
 	e.wg.Wait()
 	var errs []error
 	for i := len(closers) - 1; i >= 0; i-- {
@@ -471,6 +487,7 @@ func (e *Endpoint) Close() error {
 		}
 	}
 	e.srv.Close()
+	e.closeOutgoing()
 	e.ua.Close()
 	e.closeConns()
 	e.serveWG.Wait()

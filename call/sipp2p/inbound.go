@@ -94,19 +94,15 @@ func (e *Endpoint) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	var rejected []rejectedLine
 	if len(offer) == 0 {
 		d.offerless = true
+		offer = nil // no offer: the core offers in our 200
 	} else {
 		offer, rejected = filterOffer(offer)
 	}
 	party := call.Party{URI: req.From().Address.String(), DisplayName: req.From().DisplayName}
-	var c *call.Call
-	if d.offerless {
-		if offer, err = standInOffer(e.agent.MediaConfig()); err != nil {
-			e.respond(tx, req, 488, nil)
-			return
-		}
-	}
 	d.rejected = rejected
-	c, err = e.agent.Incoming(context.Background(), d, call.Params{ID: callID, Remote: party}, offer)
+	// Without an offer (delayed offer) the core makes a call that offers in
+	// our 200; the answer comes in the ACK.
+	c, err := e.agent.Incoming(context.Background(), d, call.Params{ID: callID, Remote: party}, offer)
 	if err != nil {
 		var r call.Reason
 		if !errors.As(err, &r) {
@@ -196,7 +192,9 @@ func (d *dialog) uasResponse(req *sip.Request, code int, body []byte, extra ...s
 // SendAnswer sends 200 OK with the answer, retransmits it until the ACK
 // arrives (RFC 3261 §13.3.1.4) and waits for the ACK, bounded by ctx. When
 // ctx ends first the 200 keeps being retransmitted and the dialog is ended
-// with a BYE once the ACK came or 64*T1 passed.
+// with a BYE once the ACK came or 64*T1 passed. For an INVITE without an
+// offer the body is our offer and the ACK's body, the answer, is handed to
+// the call (Call.RemoteAnswer) before SendAnswer returns.
 func (d *dialog) SendAnswer(ctx context.Context, answer []byte) error {
 	if d.uac {
 		return call.ErrState
@@ -241,10 +239,15 @@ func (d *dialog) SendAnswer(ctx context.Context, answer []byte) error {
 		return ErrClosed
 	case <-acked:
 		if d.offerless {
+			// Our 200 carried the offer: the ACK's body is the answer. A
+			// missing or unusable one ends the call with a BYE (the core
+			// sends it through SendHangup).
 			d.mu.Lock()
 			body := d.ackBody
 			d.mu.Unlock()
-			return d.applyDelayedAnswer(ctx, body)
+			if c := d.callRef(); c != nil {
+				c.RemoteAnswer(body)
+			}
 		}
 		return nil
 	case <-ctx.Done():

@@ -27,6 +27,24 @@ import (
 // errors inside the call.Reason: a *TLSError for TLS failures, a
 // *ConnectionError for the rest.
 func (e *Endpoint) Call(ctx context.Context, target string, media *call.MediaConfig) (*call.Call, error) {
+	return e.CallWith(ctx, target, CallOptions{Media: media})
+}
+
+// CallOptions are the options of one outgoing call.
+type CallOptions struct {
+	// Media overrides the agent's media configuration when not nil.
+	Media *call.MediaConfig
+	// DelayedOffer sends the INVITE without SDP (RFC 3261 §13.2.1): the
+	// peer offers in its 2xx, the offer decides the call's protection and
+	// rtcp-mux (as for an incoming call), and our answer goes in the ACK.
+	// A 2xx without an offer, or with one we cannot accept, is acknowledged
+	// with every m= line rejected and the call ends with a BYE; its Reason
+	// says why (NotAcceptable 488 "no offer ...", or the offer's refusal).
+	DelayedOffer bool
+}
+
+// CallWith places a call to target as Call does, with options.
+func (e *Endpoint) CallWith(ctx context.Context, target string, o CallOptions) (*call.Call, error) {
 	if e.cfg.Mode == InboundOnly {
 		return nil, ErrOutboundDisabled
 	}
@@ -54,7 +72,11 @@ func (e *Endpoint) Call(ctx context.Context, target string, media *call.MediaCon
 	if err := e.track(d); err != nil {
 		return nil, err
 	}
-	c, err := e.agent.Dial(ctx, d, call.Params{ID: callID, Remote: call.Party{URI: target}, Media: media})
+	d.offerless = o.DelayedOffer
+	if o.DelayedOffer {
+		d.ackSent = make(chan struct{})
+	}
+	c, err := e.agent.Dial(ctx, d, call.Params{ID: callID, Remote: call.Party{URI: target}, Media: o.Media, DelayedOffer: o.DelayedOffer})
 	if err != nil {
 		e.untrack(d)
 		return nil, err
@@ -127,8 +149,10 @@ func (d *dialog) sendInvite(ctx context.Context, offer []byte) error {
 		return err
 	}
 	req.SetBody(offer)
-	ct := sip.ContentTypeHeader("application/sdp")
-	req.AppendHeader(&ct)
+	if len(offer) > 0 {
+		ct := sip.ContentTypeHeader("application/sdp")
+		req.AppendHeader(&ct)
+	}
 	// The caller's ctx bounds the connection set-up and the wait for a first
 	// response, not the call.
 	tx, err := d.client.TransactionRequest(ctx, req)
@@ -319,6 +343,10 @@ func (d *dialog) onResponse(res *sip.Response, ending bool) bool {
 		d.routes = routeSet(res, true)
 		d.mu.Unlock()
 		d.refreshTarget(res) // a 2xx without Contact keeps the Request-URI as target
+		if d.offerless {
+			d.delayedAnswer(res, ending)
+			return true
+		}
 		d.sendAck(res.CSeq().SeqNo, nil)
 		c := d.callRef()
 		if ending || c == nil || errors.Is(c.RemoteAnswer(res.Body()), call.ErrState) {
@@ -333,6 +361,40 @@ func (d *dialog) onResponse(res *sip.Response, ending bool) bool {
 		d.e.untrack(d)
 		return true
 	}
+}
+
+// delayedAnswer handles the 2xx to our INVITE without an offer: its offer
+// goes to the call, whose answer the ACK carries. A 2xx without an offer,
+// or with one the call refuses (the call has then ended), is acknowledged
+// with an answer rejecting every offered line and the dialog ends with a
+// BYE (RFC 3261 §13.2.2.4); so is one that arrives after we hung up.
+func (d *dialog) delayedAnswer(res *sip.Response, ending bool) {
+	defer close(d.ackSent)
+	seq := res.CSeq().SeqNo
+	var offer []byte
+	if len(res.Body()) > 0 && isSDP(res) {
+		offer = res.Body()
+	}
+	c := d.callRef()
+	if ending || c == nil {
+		d.sendAck(seq, rejectingAnswer(offer))
+		d.byeAsync()
+		return
+	}
+	filtered, rejected := filterOffer(offer)
+	if len(offer) == 0 {
+		filtered = nil
+	}
+	ctx, cancel := d.e.sendContext(64 * d.e.cfg.T1)
+	answer, err := c.RemoteOffer(ctx, filtered)
+	cancel()
+	if err != nil {
+		d.e.log.Debug("offer in 2xx refused", "call", d.callID, "err", err)
+		d.sendAck(seq, rejectingAnswer(offer))
+		d.byeAsync()
+		return
+	}
+	d.sendAck(seq, restoreAnswer(answer, rejected))
 }
 
 // sendCancel sends CANCEL for the initial INVITE (RFC 3261 §9.1): same
@@ -356,7 +418,7 @@ func (d *dialog) sendCancel() {
 	req.SetTransport(inv.Transport())
 	req.SetDestination(inv.Destination())
 	req.SetBody(nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 64*d.e.cfg.T1)
+	ctx, cancel := d.e.sendContext(64 * d.e.cfg.T1)
 	defer cancel()
 	if err := d.e.sending(func() error {
 		_, err := d.client.Do(ctx, req, sipgo.ClientRequestBuild)
@@ -404,6 +466,7 @@ func (e *Endpoint) SendMessage(ctx context.Context, target, contentType string, 
 // of ours (the listener when there is one), so that the peer's requests
 // come back to it and Close can stop its reader.
 func (e *Endpoint) clientFor(t Transport, dest string) (*sipgo.Client, sip.ContactHeader, error) {
+	e.noteOutgoing(t, dest)
 	host, port := e.advertised(t)
 	opts := []sipgo.ClientOption{sipgo.WithClientLogger(sipgoLogger(e.log))}
 	if t == UDP {

@@ -20,6 +20,9 @@ func (d *dialog) reinvite(ctx context.Context, offer []byte) error {
 }
 
 func (d *dialog) sendReinvite(ctx context.Context, offer []byte) error {
+	if err := d.waitAckSent(ctx); err != nil {
+		return err
+	}
 	req := d.newRequest(sip.INVITE, 0)
 	req.SetBody(offer)
 	ct := sip.ContentTypeHeader("application/sdp")

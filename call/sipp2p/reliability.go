@@ -1,7 +1,6 @@
 package sipp2p
 
 import (
-	"context"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -61,7 +60,7 @@ func (d *dialog) retransmit(tx sip.ServerTransaction, res *sip.Response, seq uin
 			if c != nil {
 				c.RemoteHangup(call.Reason{Kind: call.SignalingFailed, Code: 408, Text: "no ACK"})
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 64*e.cfg.T1)
+			ctx, cancel := e.sendContext(64 * e.cfg.T1)
 			d.bye(ctx)
 			cancel()
 			return
@@ -90,7 +89,7 @@ func (d *dialog) acked(seq uint32, body []byte) {
 	bye := !d.byeDone
 	d.mu.Unlock()
 	if bye {
-		ctx, cancel := context.WithTimeout(context.Background(), 64*d.e.cfg.T1)
+		ctx, cancel := d.e.sendContext(64 * d.e.cfg.T1)
 		d.bye(ctx)
 		cancel()
 	}

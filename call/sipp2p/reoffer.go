@@ -1,7 +1,6 @@
 package sipp2p
 
 import (
-	"context"
 	"errors"
 	"time"
 
@@ -45,7 +44,7 @@ func (d *dialog) answerEmptyReinvite(c *call.Call, req *sip.Request, tx sip.Serv
 	}
 	result := make(chan error, 1)
 	if !d.e.spawn(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 64*d.e.cfg.T1+5*time.Second)
+		ctx, cancel := d.e.sendContext(64*d.e.cfg.T1 + 5*time.Second)
 		defer cancel()
 		result <- c.Renegotiate(ctx, call.Change{Direction: dir})
 	}) {

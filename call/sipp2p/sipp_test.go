@@ -84,7 +84,8 @@ func sippKeys(sdes bool) map[string]string {
 // TestSippUAC: sipp calls the endpoint (UDP and TCP, plain and SDES): an
 // INVITE with audio and a T.38 line (port 0 in the answer), a re-INVITE
 // putting us on hold, BYE; a call whose ACK sipp holds back for 1.2 s while
-// the 200 is retransmitted; a delayed offer (INVITE without SDP).
+// the 200 is retransmitted; one that never sends its ACK and gets our BYE
+// after 64*T1; a delayed offer (INVITE without SDP).
 func TestSippUAC(t *testing.T) {
 	leak.Check(t)
 	bin := needSipp(t)
@@ -99,6 +100,7 @@ func TestSippUAC(t *testing.T) {
 		{"udp-sdes", UDP, "uac_reinvite.xml", true},
 		{"tcp-sdes", TCP, "uac_reinvite.xml", true},
 		{"udp-late-ack", UDP, "uac_lost_ack.xml", false},
+		{"udp-no-ack", UDP, "uac_no_ack.xml", false},
 		{"udp-delayed-offer", UDP, "uac_delayed.xml", false},
 		{"tcp-delayed-offer", TCP, "uac_delayed.xml", false},
 	} {
@@ -110,7 +112,11 @@ func TestSippUAC(t *testing.T) {
 			if tc.sdes {
 				media.Security = sdpx.SDES
 			}
-			b := newEP(t, Config{URI: "sip:ep@127.0.0.1", T1: 100 * time.Millisecond}, media)
+			t1 := 100 * time.Millisecond
+			if tc.scenario == "uac_no_ack.xml" {
+				t1 = 30 * time.Millisecond // the BYE comes 64*T1 after the 200
+			}
+			b := newEP(t, Config{URI: "sip:ep@127.0.0.1", T1: t1}, media)
 			bound, err := b.StartListening(ctx, tc.tr, netip.AddrPortFrom(loopback, 0))
 			if err != nil {
 				t.Fatal(err)
@@ -131,6 +137,10 @@ func TestSippUAC(t *testing.T) {
 				}
 			}
 			t.Logf("sipp scenario %s passed in %v", tc.scenario, time.Since(start))
+			if tc.scenario == "uac_no_ack.xml" {
+				// sipp got the BYE; Accept never succeeded (no ACK).
+				return
+			}
 			select {
 			case c := <-accepted:
 				waitDone(t, ctx, c)

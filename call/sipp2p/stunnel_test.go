@@ -135,22 +135,36 @@ func TestSippTLS(t *testing.T) {
 		defer cancel()
 		a := newEP(t, Config{URI: "sip:ep@127.0.0.1", TLS: tlsConf()}, call.MediaConfig{})
 		a.listen(t, TLS)
-		sippPort, front := freePort(t, "tcp"), freePort(t, "tcp")
-		keys := sippKeys(false)
-		keys["contact"] = fmt.Sprintf("sip:sipp@127.0.0.1:%d;transport=tls", front)
-		cmd := sippCmd(ctx, t, sipp, "uas_basic.xml", TCP, sippPort, freePort(t, "udp"), keys)
 		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		startStunnel(ctx, t, stunnel, fmt.Sprintf("connect = 127.0.0.1:%d\ncert = %s\nkey = %s\n",
-			sippPort, filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")), front)
-		c, err := a.Call(ctx, fmt.Sprintf("sip:sipp@127.0.0.1:%d;transport=tls", front), nil)
-		if err != nil {
-			t.Fatalf("call: %v\n%s", err, tail(out.String()))
+		var exited chan error
+		var c *call.Call
+		for attempt := 0; ; attempt++ {
+			sippPort, front := freePort(t, "tcp"), freePort(t, "tcp")
+			keys := sippKeys(false)
+			keys["contact"] = fmt.Sprintf("sip:sipp@127.0.0.1:%d;transport=tls", front)
+			sctx, kill := context.WithCancel(ctx)
+			defer kill()
+			cmd := sippCmd(sctx, t, sipp, "uas_basic.xml", TCP, sippPort, freePort(t, "udp"), keys)
+			out.Reset()
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited = make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			startStunnel(ctx, t, stunnel, fmt.Sprintf("connect = 127.0.0.1:%d\ncert = %s\nkey = %s\n",
+				sippPort, filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")), front)
+			var err error
+			c, err = a.Call(ctx, fmt.Sprintf("sip:sipp@127.0.0.1:%d;transport=tls", front), nil)
+			if err == nil {
+				break
+			}
+			// sipp's output is read only once it has exited.
+			kill()
+			if werr := <-exited; !sippBindFailed(werr) || attempt == 2 {
+				t.Fatalf("call: %v (sipp: %v)\n%s", err, werr, tail(out.String()))
+			}
+			// One of sipp's ports was taken again before it started: new ports.
 		}
 		waitState(t, ctx, c, call.Active)
 		if err := c.Hangup(ctx); err != nil {
