@@ -209,9 +209,7 @@ func (a *Agent) Incoming(ctx context.Context, sig Signaling, p Params, offer []b
 		if err != nil {
 			return nil, err
 		}
-		if !p.Unannounced {
-			a.emit(func(h Handler) { h.OnIncoming(c) })
-		}
+		a.emit(func(h Handler) { h.OnIncoming(c) })
 		return c, nil
 	}
 	cfg := a.cfg.Media
@@ -239,9 +237,7 @@ func (a *Agent) Incoming(ctx context.Context, sig Signaling, p Params, offer []b
 	c.mu.Lock()
 	c.inOffer = d
 	c.mu.Unlock()
-	if !p.Unannounced {
-		a.emit(func(h Handler) { h.OnIncoming(c) })
-	}
+	a.emit(func(h Handler) { h.OnIncoming(c) })
 	return c, nil
 }
 

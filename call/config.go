@@ -143,11 +143,6 @@ type Params struct {
 	Remote Party
 	// Media overrides the agent's media configuration when not nil.
 	Media *MediaConfig
-	// Unannounced marks an incoming call that the binding's own application
-	// answers (the webterminal binding's Terminal handler): the agent's
-	// Handler.OnIncoming is not called for it, so the call has one owner.
-	// OnState and OnMedia are reported as for any call.
-	Unannounced bool
 	// DelayedOffer makes Agent.Dial send the call request without an offer
 	// (SIP: an INVITE without SDP, RFC 3261 §13.2.1): the binding's
 	// SendOffer gets a nil offer, the peer makes the offer in its answer
