@@ -23,6 +23,8 @@ import (
 	"github.com/reflow-go/reflow/flow"
 	"github.com/reflow-go/reflow/flowmanager"
 	"github.com/reflow-go/reflow/internal/leak"
+	"github.com/reflow-go/reflow/internal/testserver"
+	"github.com/reflow-go/reflow/natmode"
 )
 
 // sig is the call's Signaling towards the pion peer: the test carries the
@@ -542,3 +544,169 @@ func TestPionTrickleAnswer(t *testing.T) {
 	}
 	c.Hangup(ctx)
 }
+
+// trickleSig is the Signaling of a call we place with MediaConfig.Trickle:
+// the test carries the offer, and our trickled candidates ("" for the end).
+type trickleSig struct {
+	offerSig
+	cands chan string
+}
+
+func (s *trickleSig) SendCandidate(_ context.Context, v string) error {
+	s.cands <- v
+	return nil
+}
+
+func (s *trickleSig) SendEndOfCandidates(context.Context) error {
+	s.cands <- ""
+	return nil
+}
+
+// Our own trickle (RFC 8838/8840) to pion: a full ICE call with
+// MediaConfig.Trickle whose stream allocates on a TURN server sends its
+// offer at once (a=ice-options:trickle, the host candidate, no relayed one);
+// the relayed candidate and the end follow and pion's AddICECandidate takes
+// them; pion trickles its own to Call.RemoteCandidate; media flows both ways.
+func TestPionTrickleOffer(t *testing.T) {
+	leak.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	srv, err := testserver.StartTURN(testserver.TURNConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	m, err := flowmanager.New(flowmanager.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := startGate(t, srv.UDP) // no allocation before the offer is out
+	a, err := call.New(call.Config{Manager: m, Media: call.MediaConfig{LocalAddr: netip.MustParseAddr("127.0.0.1"),
+		Security: sdpx.DTLS, RTCPMux: true, ICE: true, FullICE: true, Trickle: true,
+		NAT: natmode.Config{Mode: natmode.TURNUDP, Server: g.addr(), Username: testserver.DefaultUsername, Password: testserver.DefaultPassword}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { a.Close(); <-a.Done(); m.Close() }()
+	p := newPeer(t)
+	s := &trickleSig{offerSig: offerSig{sig: *newSig(), offer: make(chan []byte, 1)}, cands: make(chan string, 16)}
+	c, err := a.Dial(ctx, s, call.Params{ID: "trickle-offer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	offer := string(<-s.offer)
+	if !strings.Contains(offer, "a=ice-options:trickle") || strings.Contains(offer, "typ relay") || strings.Contains(offer, "a=end-of-candidates") {
+		t.Fatalf("our trickle offer:\n%s", offer)
+	}
+	g.open.Store(true)
+	pionCands := make(chan string, 16)
+	p.pc.OnICECandidate(func(ic *webrtc.ICECandidate) {
+		if ic == nil {
+			pionCands <- ""
+			return
+		}
+		pionCands <- ic.ToJSON().Candidate
+	})
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		t.Fatalf("pion refuses our offer: %v", err)
+	}
+	ans, err := p.pc.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.pc.SetLocalDescription(ans); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RemoteAnswer([]byte(ans.SDP)); err != nil {
+		t.Fatal(err)
+	}
+	// Both trickles, until both ends of candidates.
+	var relayed int
+	zero := uint16(0)
+	for ours, theirs := false, false; !ours || !theirs; {
+		select {
+		case v := <-s.cands:
+			if err := p.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: v, SDPMLineIndex: &zero}); err != nil {
+				t.Fatalf("pion refuses our trickled candidate %q: %v", v, err)
+			}
+			if strings.Contains(v, " typ relay") {
+				relayed++
+			}
+			ours = v == ""
+		case v := <-pionCands:
+			if v == "" {
+				err = c.RemoteEndOfCandidates()
+			} else {
+				err = c.RemoteCandidate(v)
+			}
+			if err != nil {
+				t.Fatalf("pion's trickled candidate %q: %v", v, err)
+			}
+			theirs = v == ""
+		case <-ctx.Done():
+			t.Fatal("the trickles did not end")
+		}
+	}
+	if relayed != 1 {
+		t.Fatalf("%d relayed candidates trickled", relayed)
+	}
+	toPeer(t, ctx, c, p)
+	fromPeer(t, ctx, c, p, ssrcOf(t, p, 0), 0)
+	c.Hangup(ctx)
+}
+
+// gate is a UDP forwarder in front of a server that drops everything until
+// it is opened. It serves one client.
+type gate struct {
+	front, back *net.UDPConn
+	open        atomic.Bool
+	client      atomic.Pointer[netip.AddrPort]
+	wg          sync.WaitGroup
+}
+
+func startGate(t *testing.T, server netip.AddrPort) *gate {
+	t.Helper()
+	front, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(server))
+	if err != nil {
+		front.Close()
+		t.Fatal(err)
+	}
+	g := &gate{front: front, back: back}
+	g.wg.Go(func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := front.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			if g.open.Load() {
+				g.client.Store(&from)
+				back.Write(buf[:n])
+			}
+		}
+	})
+	g.wg.Go(func() {
+		buf := make([]byte, 1500)
+		for {
+			n, err := back.Read(buf)
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if c := g.client.Load(); err == nil && c != nil {
+				front.WriteToUDPAddrPort(buf[:n], *c)
+			}
+		}
+	})
+	t.Cleanup(func() {
+		front.Close()
+		back.Close()
+		g.wg.Wait()
+	})
+	return g
+}
+
+func (g *gate) addr() netip.AddrPort { return g.front.LocalAddr().(*net.UDPAddr).AddrPort() }
