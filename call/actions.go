@@ -42,12 +42,15 @@ func (c *Call) Accept(ctx context.Context) error {
 	}
 	c.accepting = true
 	md := c.media
+	trickle := c.trickleAnswer(c.inOffer) // the answer goes at once (ice_trickle.go)
 	c.mu.Unlock()
 
-	if err := md.Wait(ctx); err != nil {
-		r := Reason{Kind: MediaFailed, Code: 500, Text: "media stream not ready", Err: err}
-		c.terminate(r, true)
-		return r
+	if !trickle {
+		if err := md.Wait(ctx); err != nil {
+			r := Reason{Kind: MediaFailed, Code: 500, Text: "media stream not ready", Err: err}
+			c.terminate(r, true)
+			return r
+		}
 	}
 	if c.delayed {
 		return c.acceptOffering(ctx, md)
@@ -68,6 +71,7 @@ func (c *Call) Accept(ctx context.Context) error {
 		return r
 	}
 	c.answered, c.inOffer = true, nil
+	line := c.neg.line
 	c.mu.Unlock()
 
 	if err := c.sig.SendAnswer(ctx, answer); err != nil {
@@ -75,6 +79,7 @@ func (c *Call) Accept(ctx context.Context) error {
 		c.terminate(r, false)
 		return r
 	}
+	c.trickle(md, line)
 	c.setState(Active)
 	c.a.emit(func(h Handler) { h.OnMedia(c, st) })
 	return nil

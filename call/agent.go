@@ -141,10 +141,12 @@ func (a *Agent) Dial(ctx context.Context, sig Signaling, p Params) (*Call, error
 		return nil, err
 	}
 	md := c.Media()
-	if err := md.Wait(ctx); err != nil {
-		r := Reason{Kind: MediaFailed, Text: "media stream not ready", Err: err}
-		c.terminate(r, false)
-		return nil, r
+	if !c.trickleOffer() { // a trickle offer goes at once (ice_trickle.go)
+		if err := md.Wait(ctx); err != nil {
+			r := Reason{Kind: MediaFailed, Text: "media stream not ready", Err: err}
+			c.terminate(r, false)
+			return nil, r
+		}
 	}
 	if p.DelayedOffer {
 		c.mu.Lock()
@@ -185,6 +187,7 @@ func (a *Agent) Dial(ctx context.Context, sig Signaling, p Params) (*Call, error
 		c.terminate(r, false)
 		return nil, r
 	}
+	c.trickle(md, pd.line)
 	return c, nil
 }
 

@@ -52,6 +52,9 @@ type Call struct {
 	// awaitOffer: an outgoing delayed call's request was sent; the peer's
 	// offer is awaited (RemoteOffer).
 	awaitOffer bool
+
+	trickleStop context.CancelFunc // stops the trickle of our candidates (ice_trickle.go)
+	trickleWG   sync.WaitGroup     // the trickling goroutine
 }
 
 // pending is an offer of ours awaiting its answer.
@@ -136,8 +139,8 @@ func (c *Call) keyFor(suite srtp.Suite) (srtp.Keys, error) {
 
 // offerLine builds our offer's m-line on md; c.mu held.
 func (c *Call) offerLine(md *Media, dir sdpx.Direction) (sdpx.Line, error) {
-	rtp, rtcp := md.Tuples()
-	l := sdpx.Line{RTP: rtp.Addr, RTCP: rtcp.Addr, RTCPMux: !rtcp.IsValid(), Security: c.cfg.Security, Codecs: c.cfg.Codecs, Direction: dir}
+	rtp, rtcp := md.advertised()
+	l := sdpx.Line{RTP: rtp, RTCP: rtcp, RTCPMux: !rtcp.IsValid(), Security: c.cfg.Security, Codecs: c.cfg.Codecs, Direction: dir}
 	switch c.cfg.Security {
 	case sdpx.SDES:
 		for i, s := range c.cfg.Suites {
@@ -155,6 +158,8 @@ func (c *Call) offerLine(md *Media, dir sdpx.Direction) (sdpx.Line, error) {
 		// own (RFC 9143), which a WebRTC answerer expects.
 		l.Mid = offerMid
 		l.ICEUfrag, l.ICEPwd, l.Candidates = c.ice.ufrag, c.ice.pwd, md.Candidates()
+		l.Trickle = c.trickleCapable()
+		l.MoreCandidates = l.Trickle && !md.isReady()
 		// The answerer may check before its answer reaches us (RFC 8445
 		// §7.3): answer checks for our ufrag from any peer ufrag until then.
 		if err := md.offerICE(c.ice, c.initialOfferer()); err != nil {
@@ -169,12 +174,12 @@ const offerMid = "0"
 
 // answerLine builds our answer's m-line for plan p on md; c.mu held.
 func (c *Call) answerLine(md *Media, p plan, dir sdpx.Direction) (sdpx.Line, srtp.Keys, error) {
-	rtp, rtcp := md.Tuples()
-	l := sdpx.Line{RTP: rtp.Addr, RTCP: rtcp.Addr, RTCPMux: !rtcp.IsValid(), Proto: p.remote.Proto, Codecs: p.codecs, Direction: dir, Mid: p.remote.Mid}
+	rtp, rtcp := md.advertised()
+	l := sdpx.Line{RTP: rtp, RTCP: rtcp, RTCPMux: !rtcp.IsValid(), Proto: p.remote.Proto, Codecs: p.codecs, Direction: dir, Mid: p.remote.Mid}
 	if l.RTCPMux && !p.remote.RTCPMux {
 		// An answer may not add rtcp-mux (RFC 5761 §5.1.1); our stream has
 		// one flow, so point a=rtcp at it.
-		l.RTCPMux, l.RTCP = false, rtp.Addr
+		l.RTCPMux, l.RTCP = false, rtp
 	}
 	var ours srtp.Keys
 	switch p.security {
@@ -192,6 +197,8 @@ func (c *Call) answerLine(md *Media, p plan, dir sdpx.Direction) (sdpx.Line, srt
 	}
 	if p.ice.ufrag != "" {
 		l.ICEUfrag, l.ICEPwd, l.Candidates = p.ice.ufrag, p.ice.pwd, md.Candidates()
+		l.Trickle = c.trickleCapable()
+		l.MoreCandidates = l.Trickle && !md.isReady()
 	}
 	return l, ours, nil
 }
@@ -362,7 +369,13 @@ func (c *Call) terminate(r Reason, send bool) {
 		c.offer.result <- r
 		c.offer = nil
 	}
+	stop := c.trickleStop
 	c.mu.Unlock()
+	// No candidate is trickled after the hangup.
+	if stop != nil {
+		stop()
+	}
+	c.trickleWG.Wait()
 	if send {
 		ctx, cancel := context.WithTimeout(context.Background(), c.a.cfg.HangupTimeout)
 		var err error

@@ -69,6 +69,17 @@ type MediaConfig struct {
 	// within flow.ConsentTimeout. A full agent also connects faster with
 	// peers that pace their own checks slowly.
 	FullICE bool
+	// Trickle makes a full ICE call (FullICE) trickle its own candidates
+	// (RFC 8838, SDP per RFC 8840) when its Signaling implements
+	// CandidateSender: the initial offer, and the answer to an offer with
+	// a=ice-options:trickle, are sent at once with a=ice-options:trickle
+	// and the host candidates, without waiting for the stream's NAT setup
+	// (STUN binding, TURN allocation); the server-reflexive and relayed
+	// candidates follow through CandidateSender, then the end of
+	// candidates. Off, or without a CandidateSender, a description waits
+	// for the setup and carries every candidate and a=end-of-candidates.
+	// Re-offers always carry every candidate.
+	Trickle bool
 }
 
 func (m MediaConfig) withDefaults() (MediaConfig, error) {

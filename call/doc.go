@@ -6,10 +6,11 @@
 //
 // An Agent makes calls. Each call owns one media stream from the
 // flowmanager.Manager (NAT mode, SRTP mode and codecs from its MediaConfig).
-// Nothing is offered or answered before the stream is ready, so c= and m=
-// carry the stream's RTP session tuple (local, STUN reflexive or TURN relay
-// address) and a=rtcp its RTCP tuple (RFC 3605), or a=rtcp-mux when RTCP
-// shares the RTP flow (RFC 5761). Offers list the configured codecs (PCMU,
+// Nothing is offered or answered before the stream is ready (except by a
+// call that trickles its candidates, see ICE below), so c= and m= carry the
+// stream's RTP session tuple (local, STUN reflexive or TURN relay address)
+// and a=rtcp its RTCP tuple (RFC 3605), or a=rtcp-mux when RTCP shares the
+// RTP flow (RFC 5761). Offers list the configured codecs (PCMU,
 // PCMA and telephone-event by default) and either nothing (RTP/AVP), a=crypto
 // lines (SDES, RFC 4568) or a=fingerprint with a=setup:actpass (DTLS-SRTP,
 // RFC 5763). Answers keep the offer's payload types, mirror the direction,
@@ -82,6 +83,10 @@
 // Call.RemoteOffer, which returns our answer and makes the call Active, or
 // ends the call when the offer is missing or unacceptable.
 //
+// A binding that can carry candidates both ways also implements
+// CandidateSender, through which a call with MediaConfig.Trickle sends its
+// own.
+//
 // A binding whose protocol has no "request pending" status can refuse a
 // crossing offer the same way (RemoteOffer returns the Glare Reason; report
 // the peer's refusal of ours with RemoteReject and a Glare Reason, and
@@ -114,8 +119,17 @@
 // vanishes without a word ends the call with MediaLost within
 // flow.ConsentTimeout. Candidates the peer trickles after its description
 // (RFC 8838) are given to the call with Call.RemoteCandidate and
-// Call.RemoteEndOfCandidates (kept until the agent starts); ours are all in
-// our description, followed by a=end-of-candidates.
+// Call.RemoteEndOfCandidates (kept until the agent starts). Ours are all in
+// our description, followed by a=end-of-candidates, unless the call
+// trickles them too: with MediaConfig.Trickle and a Signaling that
+// implements CandidateSender, the initial offer, and the answer to an offer
+// that says a=ice-options:trickle, are sent at once, before the stream's
+// NAT setup (STUN binding, TURN allocation) is done, with
+// a=ice-options:trickle and the host candidates (c=/m= the first of them,
+// or 0.0.0.0 port 9 without one, RFC 8840); the server-reflexive and
+// relayed candidates go through CandidateSender.SendCandidate once the
+// setup is done, then SendEndOfCandidates. A call in TURN mode thus no
+// longer waits for its allocation before its description leaves.
 //
 // The core calls sig.SendRinging, SendAnswer (initial answer), SendReject
 // (refusing an unanswered incoming call) and SendHangup (CANCEL or BYE) on the

@@ -224,6 +224,44 @@ func (m *Media) Tuples() (rtp, rtcp flow.Tuple) {
 	return m.rtp, m.rtcp
 }
 
+// isReady reports whether the stream's NAT setup is done.
+func (m *Media) isReady() bool {
+	select {
+	case <-m.ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// trickleDefault is the default destination of a trickle description made
+// before any candidate is known (RFC 8840 §4.1.1: IP4 0.0.0.0, port 9).
+var trickleDefault = netip.AddrPortFrom(netip.IPv4Unspecified(), 9)
+
+// advertised returns the addresses for c=/m= and a=rtcp: the session
+// tuples once the stream is ready (rtcp zero with rtcp-mux); before (a
+// trickle description, RFC 8840) each flow's first host candidate, or
+// 0.0.0.0:9 for a flow that has none yet.
+func (m *Media) advertised() (rtp, rtcp netip.AddrPort) {
+	if m.isReady() {
+		r, c := m.Tuples()
+		return r.Addr, c.Addr
+	}
+	first := func(f *flow.Flow) netip.AddrPort {
+		for _, c := range f.LocalCandidates() {
+			if c.Type == flow.CandidateHost {
+				return c.Addr
+			}
+		}
+		return trickleDefault
+	}
+	rtp = first(m.stream.RTP())
+	if f := m.stream.RTCP(); f != nil {
+		rtcp = first(f)
+	}
+	return rtp, rtcp
+}
+
 // Stream returns the media stream, for RTP/RTCP I/O.
 func (m *Media) Stream() *mediastream.Stream { return m.stream }
 

@@ -300,9 +300,9 @@ type negotiated struct {
 // the chosen suite.
 func apply(md *Media, p plan, ours srtp.Keys, dir sdpx.Direction, prev *negotiated) (MediaState, error) {
 	s := md.Stream()
-	rtp, rtcp := md.Tuples()
+	rtp, rtcp := md.advertised()
 	st := MediaState{
-		Local: rtp.Addr, LocalRTCP: rtcp.Addr, Remote: p.remote.RTP, RemoteRTCP: p.remote.RTCP,
+		Local: rtp, LocalRTCP: rtcp, Remote: p.remote.RTP, RemoteRTCP: p.remote.RTCP,
 		RTCPMux: !rtcp.IsValid(), Codecs: p.codecs, Direction: dir, Security: p.security,
 		Renegotiated: prev != nil, ICE: p.ice.ufrag != "", Mid: p.remote.Mid,
 	}

@@ -67,8 +67,15 @@ type Line struct {
 	// ICEUfrag is non-empty (RFC 8839 §5.4).
 	ICEUfrag, ICEPwd string
 	// Candidates are written as a=candidate lines, followed by
-	// a=end-of-candidates (RFC 8840: we gather before we send).
+	// a=end-of-candidates (RFC 8840: we gather before we send) unless
+	// MoreCandidates is set.
 	Candidates []Candidate
+	// Trickle writes a=ice-options:trickle (RFC 8840 §5.1): we take the
+	// peer's candidates trickled after its description (with ICEUfrag).
+	Trickle bool
+	// MoreCandidates leaves a=end-of-candidates out: more of our candidates
+	// follow, trickled through the signalling (RFC 8838).
+	MoreCandidates bool
 }
 
 func addrType(a netip.Addr) string {
@@ -167,11 +174,14 @@ func (l Line) description(sess netip.Addr) *sdp.MediaDescription {
 	}
 	if l.ICEUfrag != "" {
 		md.Attributes = append(md.Attributes, sdp.NewAttribute("ice-ufrag", l.ICEUfrag), sdp.NewAttribute("ice-pwd", l.ICEPwd))
+		if l.Trickle {
+			md.Attributes = append(md.Attributes, sdp.NewAttribute("ice-options", "trickle"))
+		}
 	}
 	for _, c := range l.Candidates {
 		md.Attributes = append(md.Attributes, sdp.NewAttribute("candidate", c.Value()))
 	}
-	if len(l.Candidates) > 0 {
+	if len(l.Candidates) > 0 && !l.MoreCandidates {
 		md.Attributes = append(md.Attributes, sdp.NewPropertyAttribute("end-of-candidates"))
 	}
 	md.Attributes = append(md.Attributes, sdp.NewPropertyAttribute(l.Direction.String()))

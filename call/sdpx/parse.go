@@ -88,6 +88,9 @@ type Media struct {
 	BadCandidates int
 	// EndOfCandidates is set by a=end-of-candidates (RFC 8840).
 	EndOfCandidates bool
+	// Trickle is set by a=ice-options with "trickle" (RFC 8840 §5.1), media
+	// level or session level: the peer takes trickled candidates.
+	Trickle bool
 	// TLSID is the a=tls-id value (RFC 8842), media level else session
 	// level, or "": a new value on a known transport means a new DTLS
 	// association.
@@ -327,6 +330,13 @@ func analyse(s *sdp.SessionDescription, md *sdp.MediaDescription) (Media, error)
 	m.ICEUfrag, _ = attr("ice-ufrag")
 	m.ICEPwd, _ = attr("ice-pwd")
 	_, m.EndOfCandidates = attr("end-of-candidates")
+	for _, as := range [][]sdp.Attribute{md.Attributes, s.Attributes} {
+		for _, a := range as {
+			if a.Key == "ice-options" && slices.Contains(strings.Fields(a.Value), "trickle") {
+				m.Trickle = true
+			}
+		}
+	}
 	for _, a := range md.Attributes {
 		if a.Key != "candidate" {
 			continue

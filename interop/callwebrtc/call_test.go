@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,8 +20,11 @@ import (
 	"github.com/reflow-go/reflow/call"
 	"github.com/reflow-go/reflow/call/sdpx"
 	"github.com/reflow-go/reflow/dtlssrtp"
+	"github.com/reflow-go/reflow/flow"
 	"github.com/reflow-go/reflow/flowmanager"
 	"github.com/reflow-go/reflow/internal/leak"
+	"github.com/reflow-go/reflow/internal/testserver"
+	"github.com/reflow-go/reflow/natmode"
 )
 
 // sig is the call's Signaling towards the pion peer: the test carries the
@@ -73,6 +77,8 @@ type peer struct {
 	pc     *webrtc.PeerConnection
 	tracks []*webrtc.TrackLocalStaticRTP
 	got    chan struct{} // closed at the first RTP packet received
+	rx     atomic.Int64  // RTP packets received
+	seq    atomic.Uint32 // the sequence number of the call's next RTP packet to the peer
 	once   sync.Once
 	wg     sync.WaitGroup
 }
@@ -114,6 +120,7 @@ func newPeerWith(t *testing.T, more func(*webrtc.SettingEngine)) *peer {
 				if _, _, err := tr.ReadRTP(); err != nil {
 					return
 				}
+				p.rx.Add(1)
 				p.once.Do(func() { close(p.got) })
 			}
 		})
@@ -125,6 +132,10 @@ func newPeerWith(t *testing.T, more func(*webrtc.SettingEngine)) *peer {
 	p.addTrack(t)
 	return p
 }
+
+// nextSeq returns the sequence number of the call's next RTP packet to the
+// peer: one series per peer, so that no packet is a replay.
+func (p *peer) nextSeq() uint16 { return uint16(p.seq.Add(1)) }
 
 // addTrack adds a PCMU track (a new audio m= line in the next offer).
 func (p *peer) addTrack(t *testing.T) {
@@ -180,8 +191,8 @@ func toPeer(t *testing.T, ctx context.Context, c *call.Call, p *peer) {
 	t.Helper()
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
-	for seq := uint16(0); ; seq++ {
-		_, _ = c.Stream().RTP().Write(rtpPacket(seq, 0x5eed))
+	for {
+		_, _ = c.Stream().RTP().Write(rtpPacket(p.nextSeq(), 0x5eed))
 		select {
 		case <-p.got:
 			return
@@ -229,19 +240,38 @@ func ssrcOf(t *testing.T, p *peer, i int) uint32 {
 // the agent, configured for nothing in particular, answers with DTLS-SRTP,
 // ICE-lite, rtcp-mux and BUNDLE; media flows both ways. A re-offer adding a
 // second track (BUNDLE) is accepted on the same transport and its RTP
-// arrives. pion's Close ends the call with MediaLost. Both with our
-// ICE-lite agent and with the full one (MediaConfig.FullICE).
+// arrives; so is one adding a second transceiver (three bundled lines). An
+// ICE restart (pion's OfferOptions.ICERestart) gets new ICE credentials in
+// our answer and keeps the DTLS association (no new keying) while media
+// continues both ways. pion's Close ends the call with MediaLost. Both with
+// our ICE-lite agent and with the full one (MediaConfig.FullICE); with the
+// full one a pion peer that vanishes (its UDP socket closed, no DTLS close,
+// no signalling) ends the call with MediaLost (consent lost) within the
+// consent timeout.
 func TestPionCall(t *testing.T) {
-	t.Run("lite", func(t *testing.T) { testPionCall(t, false) })
-	t.Run("full", func(t *testing.T) { testPionCall(t, true) })
+	t.Run("lite", func(t *testing.T) { testPionCall(t, false, false) })
+	t.Run("full", func(t *testing.T) { testPionCall(t, true, false) })
+	t.Run("full/vanished", func(t *testing.T) { testPionCall(t, true, true) })
 }
 
-func testPionCall(t *testing.T, full bool) {
+func testPionCall(t *testing.T, full, vanish bool) {
 	leak.Check(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	timeout := 20 * time.Second
+	if vanish {
+		timeout += flow.ConsentTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	a := newAgent(t, full)
-	p := newPeer(t)
+	// pion's ICE traffic goes through a socket of ours (a UDP mux), so the
+	// test can make the peer vanish by closing it.
+	sock, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: sock})
+	t.Cleanup(func() { mux.Close() })
+	p := newPeerWith(t, func(se *webrtc.SettingEngine) { se.SetICEUDPMux(mux) })
 
 	start := time.Now()
 	s := newSig()
@@ -252,8 +282,10 @@ func testPionCall(t *testing.T, full bool) {
 	if err := c.Accept(ctx); err != nil {
 		t.Fatal(err)
 	}
-	p.answer(t, <-s.answer)
+	first := <-s.answer
+	p.answer(t, first)
 	applied := time.Since(start)
+	firstUfrag := ufragOf(t, first)
 	st, _ := c.MediaState()
 	if st.Security != sdpx.DTLS || !st.ICE || !st.RTCPMux || st.DTLSRole != dtlssrtp.Client {
 		t.Fatalf("media %+v", st)
@@ -285,18 +317,103 @@ func testPionCall(t *testing.T, full bool) {
 		t.Fatalf("pion connection %v after the re-offer", s)
 	}
 
-	// pion closes: DTLS close_notify, no signalling.
+	// A second transceiver: one more audio m= line, bundled.
+	bundled := len(st.Bundled)
+	if _, err := p.pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv}); err != nil {
+		t.Fatal(err)
+	}
+	if ans, err = c.RemoteOffer(ctx, p.offer(t)); err != nil {
+		t.Fatal(err)
+	}
+	p.answer(t, ans)
+	if st, _ = c.MediaState(); len(st.Bundled) != bundled+1 {
+		t.Fatalf("after the transceiver re-offer, bundled %+v (before: %d lines)", st.Bundled, bundled)
+	}
+	fromPeer(t, ctx, c, p, ssrcOf(t, p, 0), 0)
+	toPeerMore(t, ctx, c, p)
+
+	// An ICE restart: new ufrag and pwd from pion, the same fingerprint.
+	o, err := p.pc.CreateOffer(&webrtc.OfferOptions{ICERestart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.pc.SetLocalDescription(o); err != nil {
+		t.Fatal(err)
+	}
+	if ans, err = c.RemoteOffer(ctx, []byte(o.SDP)); err != nil {
+		t.Fatal(err)
+	}
+	p.answer(t, ans)
+	if u := ufragOf(t, ans); u == "" || u == firstUfrag {
+		t.Fatalf("our answer to the ICE restart keeps ufrag %q", firstUfrag)
+	}
+	fromPeer(t, ctx, c, p, ssrcOf(t, p, 0), 0)
+	toPeerMore(t, ctx, c, p)
+	// No new DTLS association: the stream is still keyed (a new one would
+	// wait for keys pion never gives, its ClientHello ignored).
+	kctx, kcancel := context.WithTimeout(ctx, time.Second)
+	_, err = c.Stream().WaitKeyed(kctx)
+	kcancel()
+	if err != nil {
+		t.Fatalf("after the ICE restart the stream is not keyed: %v", err)
+	}
+	// pion's connection is "connecting" until its checks with the new
+	// credentials succeed (media flows meanwhile on the old pair).
+	for deadline := time.Now().Add(5 * time.Second); p.pc.ConnectionState() != webrtc.PeerConnectionStateConnected && time.Now().Before(deadline); {
+		fromPeer(t, ctx, c, p, ssrcOf(t, p, 0), 0) // paces the loop
+	}
+	if s := p.pc.ConnectionState(); s != webrtc.PeerConnectionStateConnected || c.State() != call.Active {
+		t.Fatalf("after the ICE restart: pion %v, call %v", s, c.State())
+	}
+
 	start = time.Now()
-	p.pc.Close()
+	want := dtlssrtp.ErrPeerClosed
+	if vanish {
+		// pion vanishes: its socket closed, nothing said.
+		want = flow.ErrConsentLost
+		sock.Close()
+	} else {
+		// pion closes: DTLS close_notify, no signalling.
+		p.pc.Close()
+	}
 	select {
 	case <-c.Done():
 	case <-ctx.Done():
-		t.Fatal("the call outlived pion's close")
+		t.Fatalf("the call outlived pion (vanished %v)", vanish)
 	}
 	r := c.Reason()
-	t.Logf("pion close to call end: %v (%v)", time.Since(start), r)
-	if r.Kind != call.MediaLost {
-		t.Errorf("reason %+v, want MediaLost", r)
+	t.Logf("pion gone (vanished %v) to call end: %v (%v)", vanish, time.Since(start), r)
+	if r.Kind != call.MediaLost || !errors.Is(r, want) {
+		t.Errorf("reason %+v, want MediaLost matching %v", r, want)
+	}
+	if vanish && time.Since(start) > flow.ConsentTimeout+2*time.Second {
+		t.Errorf("the call ended %v after pion vanished (consent timeout %v)", time.Since(start), flow.ConsentTimeout)
+	}
+}
+
+// ufragOf returns the a=ice-ufrag of a description's first m= line.
+func ufragOf(t *testing.T, b []byte) string {
+	t.Helper()
+	d, err := sdpx.Parse(b)
+	if err != nil || len(d.Media) == 0 {
+		t.Fatalf("our SDP: %v\n%s", err, b)
+	}
+	return d.Media[0].ICEUfrag
+}
+
+// toPeerMore sends RTP from the call until pion received ten more packets.
+func toPeerMore(t *testing.T, ctx context.Context, c *call.Call, p *peer) {
+	t.Helper()
+	want := p.rx.Load() + 10
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for p.rx.Load() < want {
+		_, _ = c.Stream().RTP().Write(rtpPacket(p.nextSeq(), 0x5eed))
+		select {
+		case <-ctx.Done():
+			t.Fatalf("RTP from the call stopped reaching pion (%d packets)", p.rx.Load())
+		case <-tick.C:
+		}
 	}
 }
 
@@ -427,3 +544,169 @@ func TestPionTrickleAnswer(t *testing.T) {
 	}
 	c.Hangup(ctx)
 }
+
+// trickleSig is the Signaling of a call we place with MediaConfig.Trickle:
+// the test carries the offer, and our trickled candidates ("" for the end).
+type trickleSig struct {
+	offerSig
+	cands chan string
+}
+
+func (s *trickleSig) SendCandidate(_ context.Context, v string) error {
+	s.cands <- v
+	return nil
+}
+
+func (s *trickleSig) SendEndOfCandidates(context.Context) error {
+	s.cands <- ""
+	return nil
+}
+
+// Our own trickle (RFC 8838/8840) to pion: a full ICE call with
+// MediaConfig.Trickle whose stream allocates on a TURN server sends its
+// offer at once (a=ice-options:trickle, the host candidate, no relayed one);
+// the relayed candidate and the end follow and pion's AddICECandidate takes
+// them; pion trickles its own to Call.RemoteCandidate; media flows both ways.
+func TestPionTrickleOffer(t *testing.T) {
+	leak.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	srv, err := testserver.StartTURN(testserver.TURNConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	m, err := flowmanager.New(flowmanager.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := startGate(t, srv.UDP) // no allocation before the offer is out
+	a, err := call.New(call.Config{Manager: m, Media: call.MediaConfig{LocalAddr: netip.MustParseAddr("127.0.0.1"),
+		Security: sdpx.DTLS, RTCPMux: true, ICE: true, FullICE: true, Trickle: true,
+		NAT: natmode.Config{Mode: natmode.TURNUDP, Server: g.addr(), Username: testserver.DefaultUsername, Password: testserver.DefaultPassword}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { a.Close(); <-a.Done(); m.Close() }()
+	p := newPeer(t)
+	s := &trickleSig{offerSig: offerSig{sig: *newSig(), offer: make(chan []byte, 1)}, cands: make(chan string, 16)}
+	c, err := a.Dial(ctx, s, call.Params{ID: "trickle-offer"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	offer := string(<-s.offer)
+	if !strings.Contains(offer, "a=ice-options:trickle") || strings.Contains(offer, "typ relay") || strings.Contains(offer, "a=end-of-candidates") {
+		t.Fatalf("our trickle offer:\n%s", offer)
+	}
+	g.open.Store(true)
+	pionCands := make(chan string, 16)
+	p.pc.OnICECandidate(func(ic *webrtc.ICECandidate) {
+		if ic == nil {
+			pionCands <- ""
+			return
+		}
+		pionCands <- ic.ToJSON().Candidate
+	})
+	if err := p.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		t.Fatalf("pion refuses our offer: %v", err)
+	}
+	ans, err := p.pc.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.pc.SetLocalDescription(ans); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RemoteAnswer([]byte(ans.SDP)); err != nil {
+		t.Fatal(err)
+	}
+	// Both trickles, until both ends of candidates.
+	var relayed int
+	zero := uint16(0)
+	for ours, theirs := false, false; !ours || !theirs; {
+		select {
+		case v := <-s.cands:
+			if err := p.pc.AddICECandidate(webrtc.ICECandidateInit{Candidate: v, SDPMLineIndex: &zero}); err != nil {
+				t.Fatalf("pion refuses our trickled candidate %q: %v", v, err)
+			}
+			if strings.Contains(v, " typ relay") {
+				relayed++
+			}
+			ours = v == ""
+		case v := <-pionCands:
+			if v == "" {
+				err = c.RemoteEndOfCandidates()
+			} else {
+				err = c.RemoteCandidate(v)
+			}
+			if err != nil {
+				t.Fatalf("pion's trickled candidate %q: %v", v, err)
+			}
+			theirs = v == ""
+		case <-ctx.Done():
+			t.Fatal("the trickles did not end")
+		}
+	}
+	if relayed != 1 {
+		t.Fatalf("%d relayed candidates trickled", relayed)
+	}
+	toPeer(t, ctx, c, p)
+	fromPeer(t, ctx, c, p, ssrcOf(t, p, 0), 0)
+	c.Hangup(ctx)
+}
+
+// gate is a UDP forwarder in front of a server that drops everything until
+// it is opened. It serves one client.
+type gate struct {
+	front, back *net.UDPConn
+	open        atomic.Bool
+	client      atomic.Pointer[netip.AddrPort]
+	wg          sync.WaitGroup
+}
+
+func startGate(t *testing.T, server netip.AddrPort) *gate {
+	t.Helper()
+	front, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(server))
+	if err != nil {
+		front.Close()
+		t.Fatal(err)
+	}
+	g := &gate{front: front, back: back}
+	g.wg.Go(func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := front.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			if g.open.Load() {
+				g.client.Store(&from)
+				back.Write(buf[:n])
+			}
+		}
+	})
+	g.wg.Go(func() {
+		buf := make([]byte, 1500)
+		for {
+			n, err := back.Read(buf)
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if c := g.client.Load(); err == nil && c != nil {
+				front.WriteToUDPAddrPort(buf[:n], *c)
+			}
+		}
+	})
+	t.Cleanup(func() {
+		front.Close()
+		back.Close()
+		g.wg.Wait()
+	})
+	return g
+}
+
+func (g *gate) addr() netip.AddrPort { return g.front.LocalAddr().(*net.UDPAddr).AddrPort() }

@@ -1,0 +1,325 @@
+package call
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/reflow-go/reflow/call/sdpx"
+	"github.com/reflow-go/reflow/flowmanager"
+	"github.com/reflow-go/reflow/internal/leak"
+	"github.com/reflow-go/reflow/internal/testserver"
+	"github.com/reflow-go/reflow/natmode"
+)
+
+// trickleSig is an in-memory Signaling that also carries trickled
+// candidates (CandidateSender) into the other agent's call with the same id.
+type trickleSig struct {
+	local, remote *Agent
+	peer          *trickleSig
+	id            string
+
+	mu     sync.Mutex
+	descs  []string // offers and answers sent, in order
+	cands  []string // candidates sent, in order
+	ended  bool     // SendEndOfCandidates was called
+	notify chan struct{}
+}
+
+func newTrickleSigs(a, b *Agent, id string) (sa, sb *trickleSig) {
+	sa = &trickleSig{local: a, remote: b, id: id, notify: make(chan struct{}, 64)}
+	sb = &trickleSig{local: b, remote: a, id: id, notify: make(chan struct{}, 64), peer: sa}
+	sa.peer = sb
+	return sa, sb
+}
+
+func (s *trickleSig) record(f func()) {
+	s.mu.Lock()
+	f()
+	s.mu.Unlock()
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (s *trickleSig) self() *Call { return s.local.Call(s.id) }
+
+func (s *trickleSig) SendOffer(ctx context.Context, offer []byte) error {
+	s.record(func() { s.descs = append(s.descs, string(offer)) })
+	rc := s.remote.Call(s.id)
+	if rc == nil {
+		if _, err := s.remote.Incoming(ctx, s.peer, Params{ID: s.id}, offer); err != nil {
+			var r Reason
+			errors.As(err, &r)
+			s.self().RemoteReject(r)
+		}
+		return nil
+	}
+	ans, err := rc.RemoteOffer(ctx, offer)
+	if err != nil {
+		var r Reason
+		errors.As(err, &r)
+		s.self().RemoteReject(r)
+		return nil
+	}
+	return s.self().RemoteAnswer(ans)
+}
+
+func (s *trickleSig) SendRinging(context.Context) error {
+	if rc := s.remote.Call(s.id); rc != nil {
+		rc.RemoteRinging()
+	}
+	return nil
+}
+
+func (s *trickleSig) SendAnswer(_ context.Context, answer []byte) error {
+	s.record(func() { s.descs = append(s.descs, string(answer)) })
+	if rc := s.remote.Call(s.id); rc != nil {
+		return rc.RemoteAnswer(answer)
+	}
+	return nil
+}
+
+func (s *trickleSig) SendReject(_ context.Context, r Reason) error {
+	if rc := s.remote.Call(s.id); rc != nil {
+		rc.RemoteReject(r)
+	}
+	return nil
+}
+
+func (s *trickleSig) SendHangup(context.Context, Reason) error {
+	if rc := s.remote.Call(s.id); rc != nil {
+		rc.RemoteHangup(Reason{Kind: RemoteHangup})
+	}
+	return nil
+}
+
+func (s *trickleSig) SendCandidate(_ context.Context, v string) error {
+	s.record(func() { s.cands = append(s.cands, v) })
+	if rc := s.remote.Call(s.id); rc != nil {
+		return rc.RemoteCandidate(v)
+	}
+	return nil
+}
+
+func (s *trickleSig) SendEndOfCandidates(context.Context) error {
+	s.record(func() { s.ended = true })
+	if rc := s.remote.Call(s.id); rc != nil {
+		return rc.RemoteEndOfCandidates()
+	}
+	return nil
+}
+
+// snapshot returns what was sent so far.
+func (s *trickleSig) snapshot() (descs, cands []string, ended bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.descs...), append([]string(nil), s.cands...), s.ended
+}
+
+// waitEnd waits until the end of candidates was sent.
+func (s *trickleSig) waitEnd(t *testing.T, ctx context.Context) {
+	t.Helper()
+	for {
+		if _, _, ended := s.snapshot(); ended {
+			return
+		}
+		select {
+		case <-s.notify:
+		case <-ctx.Done():
+			t.Fatal("no end of candidates trickled")
+		}
+	}
+}
+
+// gate is a UDP forwarder in front of a server that drops everything until
+// it is opened: a TURN client behind it cannot allocate before the test
+// says so. It serves one client.
+type gate struct {
+	front, back *net.UDPConn
+	open        atomic.Bool
+	client      atomic.Pointer[netip.AddrPort]
+	wg          sync.WaitGroup
+}
+
+func startGate(t *testing.T, server netip.AddrPort) *gate {
+	t.Helper()
+	front, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(server))
+	if err != nil {
+		front.Close()
+		t.Fatal(err)
+	}
+	g := &gate{front: front, back: back}
+	g.wg.Go(func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := front.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			if g.open.Load() {
+				g.client.Store(&from)
+				back.Write(buf[:n])
+			}
+		}
+	})
+	g.wg.Go(func() {
+		buf := make([]byte, 1500)
+		for {
+			n, err := back.Read(buf)
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				continue // ICMP port unreachable and the like
+			}
+			if c := g.client.Load(); c != nil {
+				front.WriteToUDPAddrPort(buf[:n], *c)
+			}
+		}
+	})
+	t.Cleanup(func() {
+		front.Close()
+		back.Close()
+		g.wg.Wait()
+	})
+	return g
+}
+
+func (g *gate) addr() netip.AddrPort { return g.front.LocalAddr().(*net.UDPAddr).AddrPort() }
+
+// TestTrickleOurCandidates: a caller in TURN-UDP mode with
+// MediaConfig.Trickle sends its offer before its TURN allocation exists
+// (a=ice-options:trickle, its host candidate, no relayed one, no
+// a=end-of-candidates), the call connects on the host candidates, and the
+// relayed candidate is trickled once the allocation is made (the TURN
+// server is held back until the offer was sent), followed by the end of
+// candidates; media still flows.
+func TestTrickleOurCandidates(t *testing.T) {
+	leak.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	srv, err := testserver.StartTURN(testserver.TURNConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	g := startGate(t, srv.UDP)
+
+	m, err := flowmanager.New(flowmanager.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	lo := netip.MustParseAddr("127.0.0.1")
+	base := MediaConfig{LocalAddr: lo, Security: sdpx.DTLS, RTCPMux: true, ICE: true, FullICE: true, Trickle: true}
+	ma := base
+	ma.NAT = natmode.Config{Mode: natmode.TURNUDP, Server: g.addr(), Username: testserver.DefaultUsername, Password: testserver.DefaultPassword}
+	ea, eb := newEvents(), newEvents()
+	a, err := New(Config{Manager: m, Media: ma, Handler: ea.handler()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := New(Config{Manager: m, Media: base, Handler: eb.handler()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	sa, sb := newTrickleSigs(a, b, "trickle-1")
+
+	ca, err := a.Dial(ctx, sa, Params{ID: "trickle-1"})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	descs, cands, _ := sa.snapshot()
+	if len(descs) != 1 {
+		t.Fatalf("descriptions sent: %d", len(descs))
+	}
+	offer := descs[0]
+	if !strings.Contains(offer, "a=ice-options:trickle") || !strings.Contains(offer, "typ host") ||
+		strings.Contains(offer, "typ relay") || strings.Contains(offer, "a=end-of-candidates") {
+		t.Fatalf("trickle offer:\n%s", offer)
+	}
+	if len(cands) != 0 {
+		t.Fatalf("candidates trickled before the allocation: %v", cands)
+	}
+	var cb *Call
+	select {
+	case cb = <-eb.incoming:
+	case <-ctx.Done():
+		t.Fatal("no incoming call")
+	}
+	if err := cb.Accept(ctx); err != nil {
+		t.Fatalf("accept: %v", err)
+	}
+	if d, _, _ := sb.snapshot(); len(d) != 1 || !strings.Contains(d[0], "a=ice-options:trickle") {
+		t.Fatalf("answer: %q", d)
+	}
+	bothWays(t, ca, cb)
+	if _, _, ended := sa.snapshot(); ended {
+		t.Fatal("end of candidates before the allocation")
+	}
+
+	g.open.Store(true)
+	sa.waitEnd(t, ctx)
+	_, cands, _ = sa.snapshot()
+	relayed := 0
+	for _, c := range cands {
+		if !strings.HasPrefix(c, "candidate:") {
+			t.Errorf("trickled candidate without its prefix: %q", c)
+		}
+		if strings.Contains(c, " typ relay ") {
+			relayed++
+		}
+		if strings.Contains(c, " typ host") {
+			t.Errorf("host candidate trickled again: %q", c)
+		}
+	}
+	if relayed != 1 {
+		t.Fatalf("trickled candidates: %q", cands)
+	}
+	// The answerer's stream (no NAT step) was ready at once or soon after:
+	// its end of candidates is in its answer or trickled.
+	if d, _, _ := sb.snapshot(); !strings.Contains(d[0], "a=end-of-candidates") {
+		sb.waitEnd(t, ctx)
+	}
+	bothWays(t, ca, cb)
+	if ca.State() != Active || cb.State() != Active {
+		t.Fatalf("states %v %v", ca.State(), cb.State())
+	}
+}
+
+// TestTrickleOffNoSender: with MediaConfig.Trickle but a Signaling that
+// cannot send candidates, descriptions wait for the stream and carry every
+// candidate and a=end-of-candidates.
+func TestTrickleOffNoSender(t *testing.T) {
+	leak.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	mc := MediaConfig{Security: sdpx.DTLS, RTCPMux: true, ICE: true, FullICE: true, Trickle: true}
+	p := newPair(t, mc, mc)
+	var offer []byte
+	p.sa.mangle = func(kind string, b []byte) []byte {
+		if kind == "offer" {
+			offer = append([]byte(nil), b...)
+		}
+		return b
+	}
+	ca, cb := p.connect(t, ctx)
+	if strings.Contains(string(offer), "a=ice-options:trickle") || !strings.Contains(string(offer), "a=end-of-candidates") {
+		t.Fatalf("offer:\n%s", offer)
+	}
+	bothWays(t, ca, cb)
+}
