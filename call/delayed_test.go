@@ -3,173 +3,33 @@ package call
 import (
 	"context"
 	"errors"
-	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/reflow-go/reflow/call/sdpx"
-	"github.com/reflow-go/reflow/flowmanager"
 	"github.com/reflow-go/reflow/internal/leak"
 	"github.com/reflow-go/reflow/mediastream"
 )
 
-// dlySig is an in-memory Signaling for delayed offers, as SIP carries them:
-// the caller's request has no offer, the callee's answer (the 200) carries
-// its offer, and the caller's answer comes back (the ACK). A failed
-// RemoteOffer on the caller's side ends the callee's call with a hangup
-// (SIP: ACK, then BYE). mangle, when set, rewrites what is sent; drop
-// loses the caller's answer.
-type dlySig struct {
-	local, remote *Agent
-	peer          *dlySig
-	id            string
-
-	mu     sync.Mutex
-	mangle func(kind string, sdp []byte) []byte
-	drop   bool
-	sent   map[string][]byte
-}
-
-func (s *dlySig) rewrite(kind string, b []byte) []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.sent == nil {
-		s.sent = make(map[string][]byte)
-	}
-	if s.mangle != nil {
-		b = s.mangle(kind, b)
-	}
-	s.sent[kind] = append([]byte(nil), b...)
-	return b
-}
-
-func (s *dlySig) last(kind string) []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.sent[kind]
-}
-
-// did reports whether something of kind was sent.
-func (s *dlySig) did(kind string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.sent[kind]
-	return ok
-}
-
-func (s *dlySig) self() *Call { return s.local.Call(s.id) }
-
-func (s *dlySig) SendOffer(ctx context.Context, offer []byte) error {
-	offer = s.rewrite("offer", offer)
-	if rc := s.remote.Call(s.id); rc != nil {
-		ans, err := rc.RemoteOffer(ctx, offer)
-		if err != nil {
-			var r Reason
-			errors.As(err, &r)
-			s.self().RemoteReject(r)
-			return nil
-		}
-		return s.self().RemoteAnswer(ans)
-	}
-	if _, err := s.remote.Incoming(ctx, s.peer, Params{ID: s.id, Remote: Party{URI: "mem:caller"}}, offer); err != nil {
-		var r Reason
-		errors.As(err, &r)
-		s.self().RemoteReject(r)
-	}
-	return nil
-}
-
-func (s *dlySig) SendRinging(context.Context) error {
-	s.rewrite("ringing", nil)
-	s.remote.Call(s.id).RemoteRinging()
-	return nil
-}
-
-// SendAnswer is the callee's 200: with a delayed offer it carries the
-// callee's offer, and the caller's answer comes straight back.
-func (s *dlySig) SendAnswer(ctx context.Context, body []byte) error {
-	body = s.rewrite("answer", body)
-	rc := s.remote.Call(s.id)
-	if rc == nil {
-		return ErrClosed
-	}
-	ans, err := rc.RemoteOffer(ctx, body)
-	if err != nil {
-		// The caller's call ended: it ACKs and sends BYE.
-		s.self().RemoteHangup(Reason{Kind: RemoteHangup, Text: "BYE"})
-		return nil
-	}
-	ans = s.peer.rewrite("ack", ans)
-	s.peer.mu.Lock()
-	drop := s.peer.drop
-	s.peer.mu.Unlock()
-	if !drop {
-		s.self().RemoteAnswer(ans)
-	}
-	return nil
-}
-
-func (s *dlySig) SendReject(_ context.Context, r Reason) error {
-	s.rewrite("reject", nil)
-	if rc := s.remote.Call(s.id); rc != nil {
-		rc.RemoteReject(r)
-	}
-	return nil
-}
-
-func (s *dlySig) SendHangup(_ context.Context, r Reason) error {
-	s.rewrite("hangup", nil)
-	if rc := s.remote.Call(s.id); rc != nil {
-		rc.RemoteHangup(Reason{Kind: RemoteHangup})
-	}
-	return nil
-}
-
-// dlyPair is two agents wired by dlySig: a dials b.
-type dlyPair struct {
-	a, b   *Agent
-	ea, eb *events
-	sa, sb *dlySig
-}
-
-func newDlyPair(t *testing.T, ma, mb MediaConfig) *dlyPair {
+// newDlyPair is a pair whose signalling carries delayed offers as SIP
+// does (pipeSig.delayed).
+func newDlyPair(t *testing.T, ma, mb MediaConfig) *pair {
 	t.Helper()
-	m, err := flowmanager.New(flowmanager.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	p := &dlyPair{ea: newEvents(), eb: newEvents()}
-	if !ma.LocalAddr.IsValid() {
-		ma.LocalAddr = netip.MustParseAddr("127.0.0.1")
-	}
-	if !mb.LocalAddr.IsValid() {
-		mb.LocalAddr = netip.MustParseAddr("127.0.0.1")
-	}
-	if p.a, err = New(Config{Manager: m, Media: ma, Handler: p.ea.handler()}); err != nil {
-		t.Fatal(err)
-	}
-	if p.b, err = New(Config{Manager: m, Media: mb, Handler: p.eb.handler()}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.a.Close(); p.b.Close() })
-	p.sa = &dlySig{local: p.a, remote: p.b, id: "dly-1"}
-	p.sb = &dlySig{local: p.b, remote: p.a, id: "dly-1", peer: p.sa}
-	p.sa.peer = p.sb
+	p := newPair(t, ma, mb)
+	p.sa.delayed, p.sb.delayed = true, true
 	return p
 }
 
 // dial places a delayed-offer call from a and returns both calls, the
 // callee's not yet accepted.
-func (p *dlyPair) dial(t *testing.T, ctx context.Context) (ca, cb *Call) {
+func (p *pair) dial(t *testing.T, ctx context.Context) (ca, cb *Call) {
 	t.Helper()
-	ca, err := p.a.Dial(ctx, p.sa, Params{ID: "dly-1", Remote: Party{URI: "mem:callee"}, DelayedOffer: true})
+	ca, err := p.a.Dial(ctx, p.sa, Params{ID: "call-1", Remote: Party{URI: "mem:callee"}, DelayedOffer: true})
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	if got := p.sa.last("offer"); len(got) != 0 {
+	if got := p.sa.lastSent("offer"); len(got) != 0 {
 		t.Fatalf("delayed call request carries an offer:\n%s", got)
 	}
 	select {
@@ -215,7 +75,7 @@ func TestDelayedOffer(t *testing.T) {
 			if err := cb.Accept(ctx); err != nil {
 				t.Fatalf("accept: %v", err)
 			}
-			offer, answer := string(p.sb.last("answer")), string(p.sa.last("ack"))
+			offer, answer := string(p.sb.lastSent("answer")), string(p.sa.lastSent("ack"))
 			for _, w := range tc.want {
 				if !strings.Contains(offer, w) {
 					t.Errorf("callee's offer lacks %q:\n%s", w, offer)
@@ -283,8 +143,8 @@ func TestDelayedOfferShape(t *testing.T) {
 			if s := ca.Stream().Config().Security; s.String() != sec.String() {
 				t.Errorf("caller stream %v, want %v", s, sec)
 			}
-			if !strings.Contains(string(p.sa.last("ack")), "a=rtcp-mux") {
-				t.Errorf("answer without rtcp-mux:\n%s", p.sa.last("ack"))
+			if !strings.Contains(string(p.sa.lastSent("ack")), "a=rtcp-mux") {
+				t.Errorf("answer without rtcp-mux:\n%s", p.sa.lastSent("ack"))
 			}
 			bothWays(t, ca, cb)
 			ca.Hangup(ctx)
@@ -296,7 +156,7 @@ func TestDelayedOfferShape(t *testing.T) {
 // TestDelayedOfferFailures: every way a delayed exchange fails ends both
 // calls with a reason that says why.
 func TestDelayedOfferFailures(t *testing.T) {
-	setup := func(t *testing.T, ma, mb MediaConfig) (context.Context, *dlyPair, *Call, *Call) {
+	setup := func(t *testing.T, ma, mb MediaConfig) (context.Context, *pair, *Call, *Call) {
 		leak.Check(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		t.Cleanup(cancel)

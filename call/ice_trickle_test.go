@@ -18,127 +18,6 @@ import (
 	"github.com/reflow-go/reflow/natmode"
 )
 
-// trickleSig is an in-memory Signaling that also carries trickled
-// candidates (CandidateSender) into the other agent's call with the same id.
-type trickleSig struct {
-	local, remote *Agent
-	peer          *trickleSig
-	id            string
-
-	mu     sync.Mutex
-	descs  []string // offers and answers sent, in order
-	cands  []string // candidates sent, in order
-	ended  bool     // SendEndOfCandidates was called
-	notify chan struct{}
-}
-
-func newTrickleSigs(a, b *Agent, id string) (sa, sb *trickleSig) {
-	sa = &trickleSig{local: a, remote: b, id: id, notify: make(chan struct{}, 64)}
-	sb = &trickleSig{local: b, remote: a, id: id, notify: make(chan struct{}, 64), peer: sa}
-	sa.peer = sb
-	return sa, sb
-}
-
-func (s *trickleSig) record(f func()) {
-	s.mu.Lock()
-	f()
-	s.mu.Unlock()
-	select {
-	case s.notify <- struct{}{}:
-	default:
-	}
-}
-
-func (s *trickleSig) self() *Call { return s.local.Call(s.id) }
-
-func (s *trickleSig) SendOffer(ctx context.Context, offer []byte) error {
-	s.record(func() { s.descs = append(s.descs, string(offer)) })
-	rc := s.remote.Call(s.id)
-	if rc == nil {
-		if _, err := s.remote.Incoming(ctx, s.peer, Params{ID: s.id}, offer); err != nil {
-			var r Reason
-			errors.As(err, &r)
-			s.self().RemoteReject(r)
-		}
-		return nil
-	}
-	ans, err := rc.RemoteOffer(ctx, offer)
-	if err != nil {
-		var r Reason
-		errors.As(err, &r)
-		s.self().RemoteReject(r)
-		return nil
-	}
-	return s.self().RemoteAnswer(ans)
-}
-
-func (s *trickleSig) SendRinging(context.Context) error {
-	if rc := s.remote.Call(s.id); rc != nil {
-		rc.RemoteRinging()
-	}
-	return nil
-}
-
-func (s *trickleSig) SendAnswer(_ context.Context, answer []byte) error {
-	s.record(func() { s.descs = append(s.descs, string(answer)) })
-	if rc := s.remote.Call(s.id); rc != nil {
-		return rc.RemoteAnswer(answer)
-	}
-	return nil
-}
-
-func (s *trickleSig) SendReject(_ context.Context, r Reason) error {
-	if rc := s.remote.Call(s.id); rc != nil {
-		rc.RemoteReject(r)
-	}
-	return nil
-}
-
-func (s *trickleSig) SendHangup(context.Context, Reason) error {
-	if rc := s.remote.Call(s.id); rc != nil {
-		rc.RemoteHangup(Reason{Kind: RemoteHangup})
-	}
-	return nil
-}
-
-func (s *trickleSig) SendCandidate(_ context.Context, v string) error {
-	s.record(func() { s.cands = append(s.cands, v) })
-	if rc := s.remote.Call(s.id); rc != nil {
-		return rc.RemoteCandidate(v)
-	}
-	return nil
-}
-
-func (s *trickleSig) SendEndOfCandidates(context.Context) error {
-	s.record(func() { s.ended = true })
-	if rc := s.remote.Call(s.id); rc != nil {
-		return rc.RemoteEndOfCandidates()
-	}
-	return nil
-}
-
-// snapshot returns what was sent so far.
-func (s *trickleSig) snapshot() (descs, cands []string, ended bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.descs...), append([]string(nil), s.cands...), s.ended
-}
-
-// waitEnd waits until the end of candidates was sent.
-func (s *trickleSig) waitEnd(t *testing.T, ctx context.Context) {
-	t.Helper()
-	for {
-		if _, _, ended := s.snapshot(); ended {
-			return
-		}
-		select {
-		case <-s.notify:
-		case <-ctx.Done():
-			t.Fatal("no end of candidates trickled")
-		}
-	}
-}
-
 // gate is a UDP forwarder in front of a server that drops everything until
 // it is opened: a TURN client behind it cannot allocate before the test
 // says so. It serves one client.
@@ -237,7 +116,7 @@ func TestTrickleOurCandidates(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	sa, sb := newTrickleSigs(a, b, "trickle-1")
+	sa, sb := newPipeSigs(a, b, "trickle-1")
 
 	ca, err := a.Dial(ctx, sa, Params{ID: "trickle-1"})
 	if err != nil {
@@ -310,6 +189,7 @@ func TestTrickleOffNoSender(t *testing.T) {
 	defer cancel()
 	mc := MediaConfig{Security: sdpx.DTLS, RTCPMux: true, ICE: true, FullICE: true, Trickle: true}
 	p := newPair(t, mc, mc)
+	p.sa.noCandidates, p.sb.noCandidates = true, true
 	var offer []byte
 	p.sa.mangle = func(kind string, b []byte) []byte {
 		if kind == "offer" {

@@ -12,25 +12,85 @@ import (
 	"github.com/reflow-go/reflow/mediastream"
 )
 
-// pipeSig is an in-memory Signaling: each method delivers straight into the
-// other agent's call with the same id. mangle, when set, rewrites what is sent.
+// pipeSig is an in-memory Signaling and CandidateSender: each method
+// delivers straight into the other agent's call with the same id.
+//
+// With delayed set, the callee's answer carries its offer and the caller's
+// answer comes straight back, as SIP carries a delayed offer (the 200 and
+// the ACK); a caller that cannot use that offer ends the callee's call with
+// a hangup (SIP: ACK, then BYE), and drop (on the caller's side) loses its
+// answer. mangle, when set, rewrites what is sent; noCandidates hands out
+// this side as a plain Signaling, without CandidateSender.
 type pipeSig struct {
 	local, remote *Agent
 	peer          *pipeSig
 	id            string
-	mu            sync.Mutex
-	mangle        func(kind string, sdp []byte) []byte
-	sent          []string
+	delayed       bool
+	noCandidates  bool
+
+	mu     sync.Mutex
+	mangle func(kind string, sdp []byte) []byte
+	drop   bool
+	last   map[string][]byte // the last body sent of each kind
+	descs  []string          // offers and answers sent, in order
+	cands  []string          // candidates trickled, in order
+	ended  bool              // SendEndOfCandidates was called
+	notify chan struct{}
 }
 
+// newPipeSigs wires two agents' calls with id.
+func newPipeSigs(a, b *Agent, id string) (sa, sb *pipeSig) {
+	sa = &pipeSig{local: a, remote: b, id: id, notify: make(chan struct{}, 64)}
+	sb = &pipeSig{local: b, remote: a, id: id, notify: make(chan struct{}, 64), peer: sa}
+	sa.peer = sb
+	return sa, sb
+}
+
+// rewrite applies mangle to what is sent of kind and records it.
 func (s *pipeSig) rewrite(kind string, b []byte) []byte {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.sent = append(s.sent, kind)
 	if s.mangle != nil {
-		return s.mangle(kind, b)
+		b = s.mangle(kind, b)
 	}
+	if s.last == nil {
+		s.last = make(map[string][]byte)
+	}
+	s.last[kind] = append([]byte(nil), b...)
+	if kind == "offer" || kind == "answer" {
+		s.descs = append(s.descs, string(b))
+	}
+	s.mu.Unlock()
+	s.wake()
 	return b
+}
+
+func (s *pipeSig) wake() {
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+// lastSent is the last body of kind sent; did reports whether any was.
+func (s *pipeSig) lastSent(kind string) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last[kind]
+}
+
+func (s *pipeSig) did(kind string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.last[kind]
+	return ok
+}
+
+// sig is this side as handed to the core.
+func (s *pipeSig) sig() Signaling {
+	if s.noCandidates {
+		return plainSig{s}
+	}
+	return s
 }
 
 func (s *pipeSig) self() *Call { return s.local.Call(s.id) }
@@ -39,7 +99,7 @@ func (s *pipeSig) SendOffer(ctx context.Context, offer []byte) error {
 	offer = s.rewrite("offer", offer)
 	rc := s.remote.Call(s.id)
 	if rc == nil {
-		_, err := s.remote.Incoming(ctx, s.peer, Params{ID: s.id, Remote: Party{URI: "mem:caller"}}, offer)
+		_, err := s.remote.Incoming(ctx, s.peer.sig(), Params{ID: s.id, Remote: Party{URI: "mem:caller"}}, offer)
 		if err != nil {
 			var r Reason
 			errors.As(err, &r)
@@ -59,14 +119,38 @@ func (s *pipeSig) SendOffer(ctx context.Context, offer []byte) error {
 
 func (s *pipeSig) SendRinging(context.Context) error {
 	s.rewrite("ringing", nil)
-	s.remote.Call(s.id).RemoteRinging()
+	if rc := s.remote.Call(s.id); rc != nil {
+		rc.RemoteRinging()
+	}
 	return nil
 }
 
-func (s *pipeSig) SendAnswer(_ context.Context, answer []byte) error {
+// SendAnswer answers the caller; with delayed, the body is the callee's
+// offer and the caller's answer (the ACK) comes straight back.
+func (s *pipeSig) SendAnswer(ctx context.Context, answer []byte) error {
 	answer = s.rewrite("answer", answer)
-	if rc := s.remote.Call(s.id); rc != nil {
-		rc.RemoteAnswer(answer)
+	rc := s.remote.Call(s.id)
+	if !s.delayed {
+		if rc != nil {
+			rc.RemoteAnswer(answer) // the peer's trouble with it is not a sending error
+		}
+		return nil
+	}
+	if rc == nil {
+		return ErrClosed
+	}
+	ack, err := rc.RemoteOffer(ctx, answer)
+	if err != nil {
+		// The caller's call ended: it ACKs and sends BYE.
+		s.self().RemoteHangup(Reason{Kind: RemoteHangup, Text: "BYE"})
+		return nil
+	}
+	ack = s.peer.rewrite("ack", ack)
+	s.peer.mu.Lock()
+	drop := s.peer.drop
+	s.peer.mu.Unlock()
+	if !drop {
+		s.self().RemoteAnswer(ack)
 	}
 	return nil
 }
@@ -86,6 +170,59 @@ func (s *pipeSig) SendHangup(_ context.Context, r Reason) error {
 	}
 	return nil
 }
+
+func (s *pipeSig) SendCandidate(_ context.Context, v string) error {
+	s.mu.Lock()
+	s.cands = append(s.cands, v)
+	s.mu.Unlock()
+	s.wake()
+	if rc := s.remote.Call(s.id); rc != nil {
+		return rc.RemoteCandidate(v)
+	}
+	return nil
+}
+
+func (s *pipeSig) SendEndOfCandidates(context.Context) error {
+	s.mu.Lock()
+	s.ended = true
+	s.mu.Unlock()
+	s.wake()
+	if rc := s.remote.Call(s.id); rc != nil {
+		return rc.RemoteEndOfCandidates()
+	}
+	return nil
+}
+
+// snapshot returns the descriptions and candidates sent so far.
+func (s *pipeSig) snapshot() (descs, cands []string, ended bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.descs...), append([]string(nil), s.cands...), s.ended
+}
+
+// waitEnd waits until the end of candidates was sent.
+func (s *pipeSig) waitEnd(t *testing.T, ctx context.Context) {
+	t.Helper()
+	for {
+		if _, _, ended := s.snapshot(); ended {
+			return
+		}
+		select {
+		case <-s.notify:
+		case <-ctx.Done():
+			t.Fatal("no end of candidates trickled")
+		}
+	}
+}
+
+// plainSig is a pipeSig without its CandidateSender methods.
+type plainSig struct{ p *pipeSig }
+
+func (s plainSig) SendOffer(ctx context.Context, b []byte) error  { return s.p.SendOffer(ctx, b) }
+func (s plainSig) SendRinging(ctx context.Context) error          { return s.p.SendRinging(ctx) }
+func (s plainSig) SendAnswer(ctx context.Context, b []byte) error { return s.p.SendAnswer(ctx, b) }
+func (s plainSig) SendReject(ctx context.Context, r Reason) error { return s.p.SendReject(ctx, r) }
+func (s plainSig) SendHangup(ctx context.Context, r Reason) error { return s.p.SendHangup(ctx, r) }
 
 // events records an agent's handler calls.
 type events struct {
@@ -120,7 +257,7 @@ func (e *events) handler() Handler {
 	}
 }
 
-// pair is two agents wired by pipeSig.
+// pair is two agents wired by pipeSig (a calls b).
 type pair struct {
 	a, b   *Agent
 	ea, eb *events
@@ -148,16 +285,14 @@ func newPair(t *testing.T, ma, mb MediaConfig) *pair {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.a.Close(); p.b.Close() })
-	p.sa = &pipeSig{local: p.a, remote: p.b, id: "call-1"}
-	p.sb = &pipeSig{local: p.b, remote: p.a, id: "call-1", peer: p.sa}
-	p.sa.peer = p.sb
+	p.sa, p.sb = newPipeSigs(p.a, p.b, "call-1")
 	return p
 }
 
 // connect dials from a and accepts on b.
 func (p *pair) connect(t *testing.T, ctx context.Context) (ca, cb *Call) {
 	t.Helper()
-	ca, err := p.a.Dial(ctx, p.sa, Params{ID: "call-1", Remote: Party{URI: "mem:callee"}})
+	ca, err := p.a.Dial(ctx, p.sa.sig(), Params{ID: "call-1", Remote: Party{URI: "mem:callee"}})
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
