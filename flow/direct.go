@@ -68,6 +68,7 @@ func (f *Flow) readUntilYield() bool {
 		if pkt != nil {
 			putPacket(pkt)
 		}
+		f.rb.Idle()
 	}()
 	for {
 		if f.appWant.Load() > 0 {
@@ -79,10 +80,23 @@ func (f *Flow) readUntilYield() bool {
 			}
 			return true
 		}
-		if pkt == nil {
-			pkt = getPacket()
+		var err error
+		if f.bio != nil {
+			err = f.readBatch()
+		} else {
+			if pkt == nil {
+				pkt = getPacket()
+			}
+			var n int
+			var from netip.AddrPort
+			n, from, err = f.conn.ReadFromUDPAddrPort(pkt.buf[:])
+			if err == nil {
+				pkt.n, pkt.from = n, unmap(from)
+				if f.receive(pkt) {
+					pkt = nil // ownership passed on
+				}
+			}
 		}
-		n, from, err := f.conn.ReadFromUDPAddrPort(pkt.buf[:])
 		if err != nil {
 			if f.closed.Load() || errors.Is(err, net.ErrClosed) {
 				return false
@@ -95,10 +109,6 @@ func (f *Flow) readUntilYield() bool {
 			}
 			f.fail(&Error{f.cfg.Component, "receive", errors.Join(ErrSocket, err)})
 			return false
-		}
-		pkt.n, pkt.from = n, unmap(from)
-		if f.receive(pkt) {
-			pkt = nil // ownership passed on
 		}
 	}
 }
@@ -130,10 +140,24 @@ func (f *Flow) readDirect(only netip.AddrPort) (*packet, error) {
 		if p := f.fromQueue(only); p != nil {
 			return p, nil
 		}
-		pkt := getPacket()
-		n, from, err := f.conn.ReadFromUDPAddrPort(pkt.buf[:])
+		var err error
+		if f.bio != nil {
+			err = f.readBatch()
+		} else {
+			pkt := getPacket()
+			var n int
+			var from netip.AddrPort
+			n, from, err = f.conn.ReadFromUDPAddrPort(pkt.buf[:])
+			if err == nil {
+				pkt.n, pkt.from = n, unmap(from)
+				if !f.receive(pkt) {
+					putPacket(pkt)
+				}
+			} else {
+				putPacket(pkt)
+			}
+		}
 		if err != nil {
-			putPacket(pkt)
 			switch {
 			case f.closed.Load() || errors.Is(err, net.ErrClosed):
 				return nil, ErrClosed
@@ -148,10 +172,6 @@ func (f *Flow) readDirect(only netip.AddrPort) (*packet, error) {
 			err = &Error{f.cfg.Component, "receive", errors.Join(ErrSocket, err)}
 			f.fail(err)
 			return nil, err
-		}
-		pkt.n, pkt.from = n, unmap(from)
-		if !f.receive(pkt) {
-			putPacket(pkt)
 		}
 		if p := f.handed; p != nil {
 			f.handed = nil

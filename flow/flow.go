@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/reflow-go/reflow/dtlssrtp"
+	"github.com/reflow-go/reflow/internal/batchio"
 	"github.com/reflow-go/reflow/internal/pionlog"
 	"github.com/reflow-go/reflow/natmode"
 	"github.com/reflow-go/reflow/srtp"
@@ -182,6 +183,8 @@ type Flow struct {
 	// earlyHello is a DTLS ClientHello that arrived before StartDTLS (the
 	// reader keeps the latest; StartDTLS takes it).
 	earlyHello atomic.Pointer[packet]
+	bio        *batchio.Conn // batched reads and writes (batch.go); nil where unavailable
+	rb         batchRx       // the batch being read; only the token holder touches it
 }
 
 // destination is the active destination, replaced as a whole.
@@ -258,6 +261,7 @@ func New(ctx context.Context, conn PacketConn, cfg Config) (*Flow, error) {
 		f.conn = nil
 	} else {
 		f.initDirect()
+		f.initBatch()
 		f.tok <- struct{}{}
 		f.wg.Add(1)
 		go f.readLoop()
