@@ -71,11 +71,12 @@ func (f *Flow) initBatch() {
 }
 
 // readBatch reads one batch of datagrams (waiting for the first) and sorts
-// each as if it had been read alone. The caller holds the socket token.
-func (f *Flow) readBatch() error {
+// each as if it had been read alone; it returns how many it read. The caller
+// holds the socket token.
+func (f *Flow) readBatch() (int, error) {
 	n, err := f.bio.ReadBatch(&f.rb)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	b := f.rb.cur
 	for i := range n {
@@ -85,7 +86,7 @@ func (f *Flow) readBatch() error {
 			b.pkts[i], m.Buf = nil, nil
 		}
 	}
-	return nil
+	return n, nil
 }
 
 // txBatch holds the SRTP output of one sendmmsg; pooled with its packets.

@@ -68,11 +68,10 @@ func (f *Flow) readUntilYield() bool {
 		if pkt != nil {
 			putPacket(pkt)
 		}
-		f.rb.Idle()
 	}()
 	for {
 		if f.appWant.Load() > 0 {
-			f.tok <- struct{}{}
+			f.tok <- struct{}{} // f.rb goes with it
 			// If the waiting reader is served from the queue instead and
 			// never takes the token, the grace timer brings us back.
 			if !f.closed.Load() {
@@ -82,7 +81,7 @@ func (f *Flow) readUntilYield() bool {
 		}
 		var err error
 		if f.bio != nil {
-			err = f.readBatch()
+			_, err = f.readBatch()
 		} else {
 			if pkt == nil {
 				pkt = getPacket()
@@ -99,6 +98,7 @@ func (f *Flow) readUntilYield() bool {
 		}
 		if err != nil {
 			if f.closed.Load() || errors.Is(err, net.ErrClosed) {
+				f.rb.Idle()
 				return false
 			}
 			var ne net.Error
@@ -107,6 +107,7 @@ func (f *Flow) readUntilYield() bool {
 				_ = f.conn.SetReadDeadline(time.Time{})
 				continue
 			}
+			f.rb.Idle()
 			f.fail(&Error{f.cfg.Component, "receive", errors.Join(ErrSocket, err)})
 			return false
 		}
@@ -142,7 +143,7 @@ func (f *Flow) readDirect(only netip.AddrPort) (*packet, error) {
 		}
 		var err error
 		if f.bio != nil {
-			err = f.readBatch()
+			_, err = f.readBatch()
 		} else {
 			pkt := getPacket()
 			var n int
