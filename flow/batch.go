@@ -171,12 +171,16 @@ func (f *Flow) WriteBatch(pkts [][]byte) (int, error) {
 // protectBatch returns p protected for the wire in tb's slot i (p itself
 // when no protection applies).
 func (f *Flow) protectBatch(tb *txBatch, i int, p []byte) ([]byte, error) {
-	e := f.tx.Load()
-	if e == nil {
+	l := f.tx.Load()
+	if l == nil {
 		if f.secure.Load() {
 			return nil, ErrNotSecure
 		}
 		return p, nil
+	}
+	e, err := l.get()
+	if err != nil {
+		return nil, fmt.Errorf("%v flow: SRTP protect: %w", f.cfg.Component, err)
 	}
 	pkt := tb.pkts[i]
 	if pkt == nil {
@@ -184,7 +188,6 @@ func (f *Flow) protectBatch(tb *txBatch, i int, p []byte) ([]byte, error) {
 		tb.pkts[i] = pkt
 	}
 	var out []byte
-	var err error
 	if demux.Classify(p) == demux.RTCP {
 		out, err = e.ProtectRTCP(pkt.buf[:0], p)
 	} else {

@@ -171,15 +171,15 @@ type Flow struct {
 	handed    *packet                   // media for that goroutine; only the token holder touches it
 	turn      atomic.Pointer[turnState] // TURN modes only
 
-	tx        atomic.Pointer[srtp.Encrypter] // outbound SRTP, nil = clear
-	rx        atomic.Pointer[srtp.Decrypter] // inbound SRTP, nil = clear
-	secure    atomic.Bool                    // refuse clear media (SRTP configured or DTLS-SRTP expected)
-	keyed     atomic.Bool                    // EventKeyed was emitted for the current keys
-	latch     latchState                     // Latch: candidate source; only the socket reader touches it
-	dtls      atomic.Pointer[dtlsAssoc]      // the current DTLS association
-	dtlsStart sync.Mutex                     // serialises StartDTLS
-	pins      []dtlssrtp.Fingerprint         // the peer's fingerprints; guarded by mu
-	ice       atomic.Pointer[iceState]       // ICE-lite responder credentials, nil = off
+	tx        atomic.Pointer[lazyEncrypter] // outbound SRTP, nil = clear
+	rx        atomic.Pointer[lazyDecrypter] // inbound SRTP, nil = clear
+	secure    atomic.Bool                   // refuse clear media (SRTP configured or DTLS-SRTP expected)
+	keyed     atomic.Bool                   // EventKeyed was emitted for the current keys
+	latch     latchState                    // Latch: candidate source; only the socket reader touches it
+	dtls      atomic.Pointer[dtlsAssoc]     // the current DTLS association
+	dtlsStart sync.Mutex                    // serialises StartDTLS
+	pins      []dtlssrtp.Fingerprint        // the peer's fingerprints; guarded by mu
+	ice       atomic.Pointer[iceState]      // ICE-lite responder credentials, nil = off
 	// earlyHello is a DTLS ClientHello that arrived before StartDTLS (the
 	// reader keeps the latest; StartDTLS takes it).
 	earlyHello atomic.Pointer[packet]
