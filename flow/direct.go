@@ -188,9 +188,13 @@ func (f *Flow) readDirect(only netip.AddrPort) (*packet, error) {
 // fromQueue returns the next queued media packet (from only, when valid),
 // discarding others, or nil when the queue is empty.
 func (f *Flow) fromQueue(only netip.AddrPort) *packet {
+	q := f.queue.Load()
+	if q == nil {
+		return nil
+	}
 	for {
 		select {
-		case p := <-f.queue:
+		case p := <-*q:
 			if only.IsValid() && p.from != only {
 				f.stats.dropped[DropFiltered].Add(1)
 				putPacket(p)

@@ -154,7 +154,7 @@ type Flow struct {
 	stopped chan struct{} // closed when Close starts
 	wg      sync.WaitGroup
 
-	queue     chan *packet
+	queue     atomic.Pointer[chan *packet] // made on first use: recvQueue
 	rdeadline *deadline
 	stats     counters
 
@@ -243,7 +243,6 @@ func New(ctx context.Context, conn PacketConn, cfg Config) (*Flow, error) {
 		local:     Tuple{UDP, local},
 		done:      make(chan struct{}),
 		stopped:   make(chan struct{}),
-		queue:     make(chan *packet, cfg.QueueLen),
 		rdeadline: newDeadline(),
 		server:    unmap(cfg.NAT.ServerAddr()),
 	}
@@ -383,6 +382,20 @@ func (f *Flow) SetActiveDestination(dst netip.AddrPort) error {
 // Stats returns the flow's counters.
 func (f *Flow) Stats() Stats { return f.stats.snapshot() }
 
+// recvQueue returns the queue of media for the application, made on first
+// use (the first media packet, or the first read): a flow that nobody reads
+// and that receives no media holds none.
+func (f *Flow) recvQueue() chan *packet {
+	if q := f.queue.Load(); q != nil {
+		return *q
+	}
+	q := make(chan *packet, f.cfg.QueueLen)
+	if f.queue.CompareAndSwap(nil, &q) {
+		return q
+	}
+	return *f.queue.Load()
+}
+
 // Close stops the flow: it cancels setup, releases a TURN allocation, closes the
 // socket and waits for the flow's goroutines. It is idempotent and safe from any
 // goroutine except an OnEvent callback.
@@ -410,9 +423,9 @@ func (f *Flow) Close() error {
 	}
 	f.rdeadline.stop()
 	f.wg.Wait()
-	for { // return queued buffers to the pool
+	for q := f.queue.Load(); q != nil; { // return queued buffers to the pool
 		select {
-		case p := <-f.queue:
+		case p := <-*q:
 			putPacket(p)
 			continue
 		default:
