@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/reflow-go/reflow/internal/demux"
 	"github.com/reflow-go/reflow/srtp"
@@ -98,16 +99,17 @@ func (f *Flow) setRx(k srtp.Keys, replayWindow int) error {
 type lazyEncrypter struct {
 	keys srtp.Keys
 	once sync.Once
-	e    *srtp.Encrypter
+	e    atomic.Pointer[srtp.Encrypter] // atomic only so that tests may look
 	err  error
 }
 
 func (l *lazyEncrypter) get() (*srtp.Encrypter, error) {
 	l.once.Do(func() {
-		l.e, l.err = srtp.NewEncrypter(l.keys)
-		l.keys = srtp.Keys{}
+		e, err := srtp.NewEncrypter(l.keys)
+		l.e.Store(e)
+		l.err, l.keys = err, srtp.Keys{}
 	})
-	return l.e, l.err
+	return l.e.Load(), l.err
 }
 
 // lazyDecrypter is lazyEncrypter for the inbound direction: the decrypter
@@ -116,16 +118,17 @@ type lazyDecrypter struct {
 	keys   srtp.Keys
 	window int
 	once   sync.Once
-	d      *srtp.Decrypter
+	d      atomic.Pointer[srtp.Decrypter] // atomic only so that tests may look
 	err    error
 }
 
 func (l *lazyDecrypter) get() (*srtp.Decrypter, error) {
 	l.once.Do(func() {
-		l.d, l.err = srtp.NewDecrypter(l.keys, l.window)
-		l.keys = srtp.Keys{}
+		d, err := srtp.NewDecrypter(l.keys, l.window)
+		l.d.Store(d)
+		l.err, l.keys = err, srtp.Keys{}
 	})
-	return l.d, l.err
+	return l.d.Load(), l.err
 }
 
 // RequireSRTP makes the flow refuse to send or deliver media in clear until
