@@ -165,7 +165,7 @@ func FuzzReceive(f *testing.F) {
 		}
 		for { // drain
 			select {
-			case p := <-fl.queue:
+			case p := <-fl.recvQueue():
 				putPacket(p)
 				continue
 			default:

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reflow-go/reflow/internal/batchio"
 	"github.com/reflow-go/reflow/internal/benchutil"
 	"github.com/reflow-go/reflow/srtp"
 )
@@ -24,15 +25,21 @@ func BenchmarkFlowThroughput(b *testing.B) {
 			func(p []byte) error { _, err := x.WriteToUDPAddrPort(p, dst); return err },
 			func(buf []byte) error { _, _, err := y.ReadFromUDPAddrPort(buf); return err })
 	})
-	b.Run("flow", func(b *testing.B) { benchFlows(b, 0) })
+	b.Run("flow", func(b *testing.B) { benchFlows(b, 0, false) })
 	for _, s := range []srtp.Suite{srtp.AESCM128HMACSHA1_80, srtp.AEADAES128GCM} {
-		b.Run("flow-sdes-"+s.String(), func(b *testing.B) { benchFlows(b, s) })
+		b.Run("flow-sdes-"+s.String(), func(b *testing.B) { benchFlows(b, s, false) })
+	}
+	// The same with a sender that writes in batches (WriteBatch: sendmmsg).
+	b.Run("flow-batch", func(b *testing.B) { benchFlows(b, 0, true) })
+	for _, s := range []srtp.Suite{srtp.AESCM128HMACSHA1_80, srtp.AEADAES128GCM} {
+		b.Run("flow-batch-sdes-"+s.String(), func(b *testing.B) { benchFlows(b, s, true) })
 	}
 }
 
 // benchFlows measures x -> y on a pair of no-NAT flows, SDES-protected with
-// suite unless it is zero.
-func benchFlows(b *testing.B, suite srtp.Suite) {
+// suite unless it is zero; batch sends with WriteBatch (up to
+// batchio.MaxBatch packets a call) instead of Write.
+func benchFlows(b *testing.B, suite srtp.Suite, batch bool) {
 	x, y := pair(b, loop4)
 	if suite != 0 {
 		k, err := srtp.GenerateKeys(suite)
@@ -46,9 +53,13 @@ func benchFlows(b *testing.B, suite srtp.Suite) {
 			b.Fatal(err)
 		}
 	}
-	benchutil.RunPipe(b,
-		func(p []byte) error { _, err := x.Write(p); return err },
-		func(buf []byte) error { _, _, err := y.ReadFromAddrPort(buf); return err })
+	recv := func(buf []byte) error { _, _, err := y.ReadFromAddrPort(buf); return err }
+	if batch {
+		benchutil.RunPipeBatch(b, batchio.MaxBatch,
+			func(p [][]byte) error { _, err := x.WriteBatch(p); return err }, recv)
+	} else {
+		benchutil.RunPipe(b, func(p []byte) error { _, err := x.Write(p); return err }, recv)
+	}
 	if s := y.Stats(); s.TotalDropped() != 0 {
 		b.Fatalf("drops on the benchmark path: %+v", s.Dropped)
 	}

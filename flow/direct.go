@@ -71,7 +71,7 @@ func (f *Flow) readUntilYield() bool {
 	}()
 	for {
 		if f.appWant.Load() > 0 {
-			f.tok <- struct{}{}
+			f.tok <- struct{}{} // f.rb goes with it
 			// If the waiting reader is served from the queue instead and
 			// never takes the token, the grace timer brings us back.
 			if !f.closed.Load() {
@@ -79,12 +79,26 @@ func (f *Flow) readUntilYield() bool {
 			}
 			return true
 		}
-		if pkt == nil {
-			pkt = getPacket()
+		var err error
+		if f.bio != nil {
+			_, err = f.readBatch()
+		} else {
+			if pkt == nil {
+				pkt = getPacket()
+			}
+			var n int
+			var from netip.AddrPort
+			n, from, err = f.conn.ReadFromUDPAddrPort(pkt.buf[:])
+			if err == nil {
+				pkt.n, pkt.from = n, unmap(from)
+				if f.receive(pkt) {
+					pkt = nil // ownership passed on
+				}
+			}
 		}
-		n, from, err := f.conn.ReadFromUDPAddrPort(pkt.buf[:])
 		if err != nil {
 			if f.closed.Load() || errors.Is(err, net.ErrClosed) {
+				f.rb.Idle()
 				return false
 			}
 			var ne net.Error
@@ -93,12 +107,9 @@ func (f *Flow) readUntilYield() bool {
 				_ = f.conn.SetReadDeadline(time.Time{})
 				continue
 			}
+			f.rb.Idle()
 			f.fail(&Error{f.cfg.Component, "receive", errors.Join(ErrSocket, err)})
 			return false
-		}
-		pkt.n, pkt.from = n, unmap(from)
-		if f.receive(pkt) {
-			pkt = nil // ownership passed on
 		}
 	}
 }
@@ -130,10 +141,24 @@ func (f *Flow) readDirect(only netip.AddrPort) (*packet, error) {
 		if p := f.fromQueue(only); p != nil {
 			return p, nil
 		}
-		pkt := getPacket()
-		n, from, err := f.conn.ReadFromUDPAddrPort(pkt.buf[:])
+		var err error
+		if f.bio != nil {
+			_, err = f.readBatch()
+		} else {
+			pkt := getPacket()
+			var n int
+			var from netip.AddrPort
+			n, from, err = f.conn.ReadFromUDPAddrPort(pkt.buf[:])
+			if err == nil {
+				pkt.n, pkt.from = n, unmap(from)
+				if !f.receive(pkt) {
+					putPacket(pkt)
+				}
+			} else {
+				putPacket(pkt)
+			}
+		}
 		if err != nil {
-			putPacket(pkt)
 			switch {
 			case f.closed.Load() || errors.Is(err, net.ErrClosed):
 				return nil, ErrClosed
@@ -149,10 +174,6 @@ func (f *Flow) readDirect(only netip.AddrPort) (*packet, error) {
 			f.fail(err)
 			return nil, err
 		}
-		pkt.n, pkt.from = n, unmap(from)
-		if !f.receive(pkt) {
-			putPacket(pkt)
-		}
 		if p := f.handed; p != nil {
 			f.handed = nil
 			if !only.IsValid() || p.from == only {
@@ -167,9 +188,13 @@ func (f *Flow) readDirect(only netip.AddrPort) (*packet, error) {
 // fromQueue returns the next queued media packet (from only, when valid),
 // discarding others, or nil when the queue is empty.
 func (f *Flow) fromQueue(only netip.AddrPort) *packet {
+	q := f.queue.Load()
+	if q == nil {
+		return nil
+	}
 	for {
 		select {
-		case p := <-f.queue:
+		case p := <-*q:
 			if only.IsValid() && p.from != only {
 				f.stats.dropped[DropFiltered].Add(1)
 				putPacket(p)

@@ -25,6 +25,19 @@
 // (DropSource), unless Config.Latch adopts the first sender (comedia). Every
 // dropped datagram is counted by reason in Stats.
 //
+// # Batched I/O
+//
+// On Linux a flow on a *net.UDPConn reads with recvmmsg: each read takes
+// every datagram already waiting (up to 16) in one system call, and returns
+// at once with a lone one, so batching adds no latency. Each datagram of a
+// batch is sorted exactly as if it had been read alone (demultiplexing,
+// SRTP authentication and replay checks, latching, in arrival order). The
+// batch buffers come from a pool while the socket is readable and go back
+// before the reader waits: an idle flow holds no receive buffer. WriteBatch
+// sends several packets with sendmmsg, each SRTP-protected as Write would;
+// Write itself still sends one packet per call. Elsewhere, and on sockets
+// given through FromPacketConn, reads and WriteBatch go one packet at a time.
+//
 // # ICE
 //
 // StartICE runs a full ICE agent (RFC 8445) for the flow's component on the

@@ -246,6 +246,8 @@ func (f *Flow) releaseDTLS(a *dtlsAssoc) {
 		// The client may not have received our final flight; it then
 		// retransmits its own, which we answer with a copy (RFC 6347 §4.2.4).
 		a.final = a.ep.lastFlight()
+	} else {
+		a.ep.lastFlight() // only a server answers with it
 	}
 	a.gone.Store(true)
 	f.log.Debug("dtls state released after keying", "suite", a.suite)

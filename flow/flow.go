@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/reflow-go/reflow/dtlssrtp"
+	"github.com/reflow-go/reflow/internal/batchio"
 	"github.com/reflow-go/reflow/internal/pionlog"
 	"github.com/reflow-go/reflow/natmode"
 	"github.com/reflow-go/reflow/srtp"
@@ -153,7 +154,7 @@ type Flow struct {
 	stopped chan struct{} // closed when Close starts
 	wg      sync.WaitGroup
 
-	queue     chan *packet
+	queue     atomic.Pointer[chan *packet] // made on first use: recvQueue
 	rdeadline *deadline
 	stats     counters
 
@@ -170,18 +171,20 @@ type Flow struct {
 	handed    *packet                   // media for that goroutine; only the token holder touches it
 	turn      atomic.Pointer[turnState] // TURN modes only
 
-	tx        atomic.Pointer[srtp.Encrypter] // outbound SRTP, nil = clear
-	rx        atomic.Pointer[srtp.Decrypter] // inbound SRTP, nil = clear
-	secure    atomic.Bool                    // refuse clear media (SRTP configured or DTLS-SRTP expected)
-	keyed     atomic.Bool                    // EventKeyed was emitted for the current keys
-	latch     latchState                     // Latch: candidate source; only the socket reader touches it
-	dtls      atomic.Pointer[dtlsAssoc]      // the current DTLS association
-	dtlsStart sync.Mutex                     // serialises StartDTLS
-	pins      []dtlssrtp.Fingerprint         // the peer's fingerprints; guarded by mu
-	ice       atomic.Pointer[iceState]       // ICE-lite responder credentials, nil = off
+	tx        atomic.Pointer[lazyEncrypter] // outbound SRTP, nil = clear
+	rx        atomic.Pointer[lazyDecrypter] // inbound SRTP, nil = clear
+	secure    atomic.Bool                   // refuse clear media (SRTP configured or DTLS-SRTP expected)
+	keyed     atomic.Bool                   // EventKeyed was emitted for the current keys
+	latch     latchState                    // Latch: candidate source; only the socket reader touches it
+	dtls      atomic.Pointer[dtlsAssoc]     // the current DTLS association
+	dtlsStart sync.Mutex                    // serialises StartDTLS
+	pins      []dtlssrtp.Fingerprint        // the peer's fingerprints; guarded by mu
+	ice       atomic.Pointer[iceState]      // ICE-lite responder credentials, nil = off
 	// earlyHello is a DTLS ClientHello that arrived before StartDTLS (the
 	// reader keeps the latest; StartDTLS takes it).
 	earlyHello atomic.Pointer[packet]
+	bio        *batchio.Conn // batched reads and writes (batch.go); nil where unavailable
+	rb         batchRx       // the batch being read; only the token holder touches it
 }
 
 // destination is the active destination, replaced as a whole.
@@ -240,7 +243,6 @@ func New(ctx context.Context, conn PacketConn, cfg Config) (*Flow, error) {
 		local:     Tuple{UDP, local},
 		done:      make(chan struct{}),
 		stopped:   make(chan struct{}),
-		queue:     make(chan *packet, cfg.QueueLen),
 		rdeadline: newDeadline(),
 		server:    unmap(cfg.NAT.ServerAddr()),
 	}
@@ -258,6 +260,7 @@ func New(ctx context.Context, conn PacketConn, cfg Config) (*Flow, error) {
 		f.conn = nil
 	} else {
 		f.initDirect()
+		f.initBatch()
 		f.tok <- struct{}{}
 		f.wg.Add(1)
 		go f.readLoop()
@@ -379,6 +382,20 @@ func (f *Flow) SetActiveDestination(dst netip.AddrPort) error {
 // Stats returns the flow's counters.
 func (f *Flow) Stats() Stats { return f.stats.snapshot() }
 
+// recvQueue returns the queue of media for the application, made on first
+// use (the first media packet, or the first read): a flow that nobody reads
+// and that receives no media holds none.
+func (f *Flow) recvQueue() chan *packet {
+	if q := f.queue.Load(); q != nil {
+		return *q
+	}
+	q := make(chan *packet, f.cfg.QueueLen)
+	if f.queue.CompareAndSwap(nil, &q) {
+		return q
+	}
+	return *f.queue.Load()
+}
+
 // Close stops the flow: it cancels setup, releases a TURN allocation, closes the
 // socket and waits for the flow's goroutines. It is idempotent and safe from any
 // goroutine except an OnEvent callback.
@@ -406,9 +423,9 @@ func (f *Flow) Close() error {
 	}
 	f.rdeadline.stop()
 	f.wg.Wait()
-	for { // return queued buffers to the pool
+	for q := f.queue.Load(); q != nil; { // return queued buffers to the pool
 		select {
-		case p := <-f.queue:
+		case p := <-*q:
 			putPacket(p)
 			continue
 		default:

@@ -77,7 +77,7 @@ func (f *Flow) next(only netip.AddrPort) (*packet, error) {
 			return nil, ErrClosed
 		}
 		select {
-		case pkt := <-f.queue:
+		case pkt := <-f.recvQueue():
 			if only.IsValid() && pkt.from != only {
 				f.stats.dropped[DropFiltered].Add(1)
 				putPacket(pkt)

@@ -139,7 +139,7 @@ func (f *Flow) deliver(pkt *packet, kind demux.Kind) bool {
 	f.stats.packetsIn.Add(1)
 	f.stats.bytesIn.Add(n)
 	select {
-	case f.queue <- pkt:
+	case f.recvQueue() <- pkt:
 		return true
 	default:
 		f.stats.packetsIn.Add(^uint64(0))

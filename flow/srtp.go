@@ -3,6 +3,8 @@ package flow
 import (
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 
 	"github.com/reflow-go/reflow/internal/demux"
 	"github.com/reflow-go/reflow/srtp"
@@ -34,11 +36,10 @@ func (f *Flow) setTx(k srtp.Keys) error {
 		f.dropKeys(true, false)
 		return nil
 	}
-	e, err := srtp.NewEncrypter(k)
-	if err != nil {
+	if err := k.Validate(); err != nil {
 		return &Error{f.cfg.Component, "outbound SRTP", err}
 	}
-	f.tx.Store(e)
+	f.tx.Store(&lazyEncrypter{keys: k})
 	return nil
 }
 
@@ -81,12 +82,53 @@ func (f *Flow) setRx(k srtp.Keys, replayWindow int) error {
 		f.dropKeys(false, true)
 		return nil
 	}
-	d, err := srtp.NewDecrypter(k, replayWindow)
-	if err != nil {
+	if err := k.Validate(); err != nil {
 		return &Error{f.cfg.Component, "inbound SRTP", err}
 	}
-	f.rx.Store(d)
+	if replayWindow > srtp.MaxReplayWindow {
+		return &Error{f.cfg.Component, "inbound SRTP",
+			fmt.Errorf("%w: replay window %d above %d", srtp.ErrUnsupportedParam, replayWindow, srtp.MaxReplayWindow)}
+	}
+	f.rx.Store(&lazyDecrypter{keys: k, window: replayWindow})
 	return nil
+}
+
+// lazyEncrypter makes its srtp.Encrypter on first use, so that a keyed flow
+// that sends nothing holds only its keys, not the cipher state (several KiB
+// with AES-GCM: its tables and the derived session keys).
+type lazyEncrypter struct {
+	keys srtp.Keys
+	once sync.Once
+	e    atomic.Pointer[srtp.Encrypter] // atomic only so that tests may look
+	err  error
+}
+
+func (l *lazyEncrypter) get() (*srtp.Encrypter, error) {
+	l.once.Do(func() {
+		e, err := srtp.NewEncrypter(l.keys)
+		l.e.Store(e)
+		l.err, l.keys = err, srtp.Keys{}
+	})
+	return l.e.Load(), l.err
+}
+
+// lazyDecrypter is lazyEncrypter for the inbound direction: the decrypter
+// is made when the first packet arrives.
+type lazyDecrypter struct {
+	keys   srtp.Keys
+	window int
+	once   sync.Once
+	d      atomic.Pointer[srtp.Decrypter] // atomic only so that tests may look
+	err    error
+}
+
+func (l *lazyDecrypter) get() (*srtp.Decrypter, error) {
+	l.once.Do(func() {
+		d, err := srtp.NewDecrypter(l.keys, l.window)
+		l.d.Store(d)
+		l.err, l.keys = err, srtp.Keys{}
+	})
+	return l.d.Load(), l.err
 }
 
 // RequireSRTP makes the flow refuse to send or deliver media in clear until
@@ -102,16 +144,19 @@ func (f *Flow) Secure() bool { return f.secure.Load() }
 // protect returns p protected for the wire, in a pooled buffer the caller
 // releases with putPacket (nil when no protection applies).
 func (f *Flow) protect(p []byte) ([]byte, *packet, error) {
-	e := f.tx.Load()
-	if e == nil {
+	l := f.tx.Load()
+	if l == nil {
 		if f.secure.Load() {
 			return nil, nil, ErrNotSecure
 		}
 		return p, nil, nil
 	}
+	e, err := l.get()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%v flow: SRTP protect: %w", f.cfg.Component, err)
+	}
 	pkt := getPacket()
 	var out []byte
-	var err error
 	if demux.Classify(p) == demux.RTCP {
 		out, err = e.ProtectRTCP(pkt.buf[:0], p)
 	} else {
@@ -127,17 +172,21 @@ func (f *Flow) protect(p []byte) ([]byte, *packet, error) {
 // unprotect decrypts pkt in place; it reports false (and counts the drop)
 // when the packet must not be delivered.
 func (f *Flow) unprotect(pkt *packet, kind demux.Kind) bool {
-	d := f.rx.Load()
-	if d == nil {
+	l := f.rx.Load()
+	if l == nil {
 		if f.secure.Load() {
 			f.stats.dropped[DropNotSecure].Add(1)
 			return false
 		}
 		return true
 	}
+	d, err := l.get()
+	if err != nil {
+		f.stats.dropped[DropMalformed].Add(1)
+		return false
+	}
 	b := pkt.buf[:pkt.n]
 	var out []byte
-	var err error
 	if kind == demux.RTCP {
 		out, err = d.UnprotectRTCP(b[:0], b)
 	} else {

@@ -47,7 +47,7 @@ func TestRelayReceiveZeroAllocs(t *testing.T) {
 		if !f.turnInbound(pkt) {
 			t.Fatalf("ChannelData not delivered (drops %+v)", f.Stats().Dropped)
 		}
-		got := <-f.queue
+		got := <-f.recvQueue()
 		if got.from != peer || got.n != len(media) || got.buf[0] != 0x80 {
 			t.Fatalf("delivered %d bytes from %v, want %d from %v", got.n, got.from, len(media), peer)
 		}
