@@ -68,9 +68,10 @@ func TestZeroAllocsPerPacket(t *testing.T) {
 		// process's mallocs: besides a stray pool refill when the flow's
 		// own reader takes the socket back, it includes the runtime's
 		// background work (its scavenger allocates on its first runs),
-		// which profiles of failing runs showed as the only other source.
-		// So a clean window may hold at most 2 mallocs: an allocation per
-		// packet would show as 5,000 or more.
+		// which profiles of failing runs showed as the only other source
+		// (up to 3 in a window on a loaded machine). So a clean window may
+		// hold at most 8 mallocs: an allocation per packet would show as
+		// 5,000 or more, one per batch of 16 as 300 or more.
 		clean, windows := false, 0
 		var last uint64
 		for windows < 6 && !clean {
@@ -89,7 +90,7 @@ func TestZeroAllocsPerPacket(t *testing.T) {
 		if !clean {
 			t.Fatalf("suite %v: a garbage collection in every window of %d packets", suite, packets)
 		}
-		if last > 2 {
+		if last > 8 {
 			t.Errorf("suite %v: %d allocations in %d packets", suite, last, packets)
 		}
 		if d := b.stats.direct.Load() - direct0; d < uint64(windows*packets*9/10) {
