@@ -407,7 +407,13 @@ func TestChromium(t *testing.T) {
 		mc := MediaConfig{LocalAddr: netip.MustParseAddr("127.0.0.1"), FullICE: mode.full, Trickle: mode.trickle}
 		pcConfig := map[string]any{"iceServers": []any{}}
 		if mode.trickle {
-			mc.NAT = natmode.Config{Mode: natmode.TURNUDP, Server: srv.UDP, Username: srv.Username, Password: srv.Password}
+			// Our allocation waits behind a gate until the page applied our
+			// answer, so that the answer is always a trickle one and the
+			// relayed candidate always reaches the page trickled (coturn on
+			// loopback would otherwise often answer before Accept).
+			mode.gate = startGate(t, srv.UDP)
+			mc.NAT = natmode.Config{Mode: natmode.TURNUDP, Server: mode.gate.addr(), Username: srv.Username, Password: srv.Password,
+				Timeout: 30 * time.Second}
 		}
 		if mode.relay {
 			pcConfig = map[string]any{
@@ -429,13 +435,14 @@ func TestChromium(t *testing.T) {
 // chromiumMode is one call of TestChromium.
 type chromiumMode struct {
 	name     string
-	full     bool // our agent is a full ICE agent
-	trickle  bool // it trickles its candidates (MediaConfig.Trickle), its stream on coturn
-	relay    bool // the browser uses relay candidates only
-	kill     bool // the browser is killed at the end, else pc.close()
-	reoffers bool // RTCP, re-offers and an ICE restart
-	long     bool // a 60 s call with the audio level checked every 10 s
-	hangup   bool // we hang up at the end (else the browser goes)
+	full     bool  // our agent is a full ICE agent
+	trickle  bool  // it trickles its candidates (MediaConfig.Trickle), its stream on coturn
+	relay    bool  // the browser uses relay candidates only
+	kill     bool  // the browser is killed at the end, else pc.close()
+	reoffers bool  // RTCP, re-offers and an ICE restart
+	long     bool  // a 60 s call with the audio level checked every 10 s
+	hangup   bool  // we hang up at the end (else the browser goes)
+	gate     *gate // holds our stream's TURN server back until the answer is applied
 }
 
 // longCall is the length of TestChromium's long call, in windows of
@@ -510,6 +517,9 @@ func chromiumCall(t *testing.T, ctx context.Context, a *Agent, mode chromiumMode
 	bc.send(map[string]string{"type": "answer", "sdp": answer})
 	bc.next(ctx, "applied")
 	close(ts.answered)
+	if mode.gate != nil {
+		mode.gate.open.Store(true)
+	}
 	rep, err := NewReporter(c.Stream(), ReporterConfig{SSRC: 0x0badcafe, ClockRate: 8000, Interval: 500 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
@@ -593,7 +603,7 @@ func chromiumCall(t *testing.T, ctx context.Context, a *Agent, mode chromiumMode
 func chromiumTrickled(t *testing.T, ctx context.Context, bc *browserCall, mode chromiumMode, pageCands func() (int, int)) {
 	t.Helper()
 	var relayAdded, endAdded bool
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && !(relayAdded && endAdded); {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && !(relayAdded && endAdded); { // the allocation's next retransmission after the gate opened
 		relayAdded, endAdded = false, false
 		for _, m := range bc.addedCandidates() {
 			if m.Error != "" {

@@ -87,7 +87,7 @@ func (g *gate) addr() netip.AddrPort { return g.front.LocalAddr().(*net.UDPAddr)
 // candidates; media still flows.
 func TestTrickleOurCandidates(t *testing.T) {
 	leak.Check(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	srv, err := testserver.StartTURN(testserver.TURNConfig{})
 	if err != nil {
@@ -104,7 +104,10 @@ func TestTrickleOurCandidates(t *testing.T) {
 	lo := netip.MustParseAddr("127.0.0.1")
 	base := MediaConfig{LocalAddr: lo, Security: sdpx.DTLS, RTCPMux: true, ICE: true, FullICE: true, Trickle: true}
 	ma := base
-	ma.NAT = natmode.Config{Mode: natmode.TURNUDP, Server: g.addr(), Username: testserver.DefaultUsername, Password: testserver.DefaultPassword}
+	// The allocation waits behind the gate until the call is up: give it
+	// more than the default 10 s, in case that takes long on a loaded machine.
+	ma.NAT = natmode.Config{Mode: natmode.TURNUDP, Server: g.addr(), Username: testserver.DefaultUsername, Password: testserver.DefaultPassword,
+		Timeout: 30 * time.Second}
 	ea, eb := newEvents(), newEvents()
 	a, err := New(Config{Manager: m, Media: ma, Handler: ea.handler()})
 	if err != nil {
@@ -145,6 +148,14 @@ func TestTrickleOurCandidates(t *testing.T) {
 	}
 	if d, _, _ := sb.snapshot(); len(d) != 1 || !strings.Contains(d[0], "a=ice-options:trickle") {
 		t.Fatalf("answer: %q", d)
+	}
+	// ICE on host candidates, then DTLS: wait for the keys (bounded by ctx)
+	// rather than for packets within bothWays' short window, which a loaded
+	// machine may not give a full ICE agent.
+	for _, c := range []*Call{ca, cb} {
+		if _, err := c.Stream().WaitKeyed(ctx); err != nil {
+			t.Fatalf("call %s not keyed on host candidates: %v", c.ID(), err)
+		}
 	}
 	bothWays(t, ca, cb)
 	if _, _, ended := sa.snapshot(); ended {

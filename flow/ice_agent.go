@@ -738,8 +738,18 @@ func (a *iceState) selectLocked(p *candPair) bool {
 	return true
 }
 
-// applySelected makes the selected pair the flow's media path.
+// applySelected makes the selected pair the flow's media path and
+// announces it (EventICESelected).
 func (a *iceState) applySelected(p *candPair) {
+	a.useSelected(p)
+	a.announceSelected()
+}
+
+// announceSelected tells the flow's owner a pair was selected.
+func (a *iceState) announceSelected() { a.f.emit(Event{Flow: a.f, Kind: EventICESelected}) }
+
+// useSelected makes the selected pair the flow's media path.
+func (a *iceState) useSelected(p *candPair) {
 	f := a.f
 	dst := p.remote.Addr
 	if p.local.path == pathHost {
@@ -751,7 +761,6 @@ func (a *iceState) applySelected(p *candPair) {
 		_ = f.SetActiveDestination(dst) // also asks the TURN client for what the relay needs
 	}
 	f.log.Info("ice: selected", "local", p.local.Addr, "type", p.local.Type, "remote", dst)
-	f.emit(Event{Flow: f, Kind: EventICESelected})
 }
 
 // close stops the worker and waits for it.

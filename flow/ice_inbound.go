@@ -191,9 +191,17 @@ func (a *iceState) onRequest(m *stun.Message, pkt *packet) {
 	f.stats.iceChecks.Add(1)
 	f.log.Debug("ice: check answered", "from", pkt.from, "relayed", pkt.relayed, "use-candidate", useCand)
 	if sel != nil {
-		a.applySelected(sel) // before the response: the peer may send media at once
+		a.useSelected(sel) // before the response: the peer may send media at once
 	}
 	a.respond(m, pkt, c, 0, true)
+	if sel != nil {
+		// Announced after the response, so that what the owner sends on
+		// the news (a DTLS ClientHello) reaches the controlling peer after
+		// the response that makes the pair selected there too: before it,
+		// a peer whose default path is a TURN relay still being allocated
+		// would have no path to answer on.
+		a.announceSelected()
+	}
 	if kick {
 		a.kick()
 	}
