@@ -18,6 +18,7 @@ import (
 	"github.com/reflow-go/reflow/internal/browser"
 	"github.com/reflow-go/reflow/internal/coturn"
 	"github.com/reflow-go/reflow/internal/leak"
+	"github.com/reflow-go/reflow/internal/udpgate"
 	"github.com/reflow-go/reflow/natmode"
 )
 
@@ -411,8 +412,8 @@ func TestChromium(t *testing.T) {
 			// answer, so that the answer is always a trickle one and the
 			// relayed candidate always reaches the page trickled (coturn on
 			// loopback would otherwise often answer before Accept).
-			mode.gate = startGate(t, srv.UDP)
-			mc.NAT = natmode.Config{Mode: natmode.TURNUDP, Server: mode.gate.addr(), Username: srv.Username, Password: srv.Password,
+			mode.gate = udpgate.Start(t, srv.UDP)
+			mc.NAT = natmode.Config{Mode: natmode.TURNUDP, Server: mode.gate.Addr(), Username: srv.Username, Password: srv.Password,
 				Timeout: 30 * time.Second}
 		}
 		if mode.relay {
@@ -435,14 +436,14 @@ func TestChromium(t *testing.T) {
 // chromiumMode is one call of TestChromium.
 type chromiumMode struct {
 	name     string
-	full     bool  // our agent is a full ICE agent
-	trickle  bool  // it trickles its candidates (MediaConfig.Trickle), its stream on coturn
-	relay    bool  // the browser uses relay candidates only
-	kill     bool  // the browser is killed at the end, else pc.close()
-	reoffers bool  // RTCP, re-offers and an ICE restart
-	long     bool  // a 60 s call with the audio level checked every 10 s
-	hangup   bool  // we hang up at the end (else the browser goes)
-	gate     *gate // holds our stream's TURN server back until the answer is applied
+	full     bool          // our agent is a full ICE agent
+	trickle  bool          // it trickles its candidates (MediaConfig.Trickle), its stream on coturn
+	relay    bool          // the browser uses relay candidates only
+	kill     bool          // the browser is killed at the end, else pc.close()
+	reoffers bool          // RTCP, re-offers and an ICE restart
+	long     bool          // a 60 s call with the audio level checked every 10 s
+	hangup   bool          // we hang up at the end (else the browser goes)
+	gate     *udpgate.Gate // holds our stream's TURN server back until the answer is applied
 }
 
 // longCall is the length of TestChromium's long call, in windows of
@@ -518,7 +519,7 @@ func chromiumCall(t *testing.T, ctx context.Context, a *Agent, mode chromiumMode
 	bc.next(ctx, "applied")
 	close(ts.answered)
 	if mode.gate != nil {
-		mode.gate.open.Store(true)
+		mode.gate.Open()
 	}
 	rep, err := NewReporter(c.Stream(), ReporterConfig{SSRC: 0x0badcafe, ClockRate: 8000, Interval: 500 * time.Millisecond})
 	if err != nil {

@@ -2,12 +2,8 @@ package call
 
 import (
 	"context"
-	"errors"
-	"net"
 	"net/netip"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,68 +11,9 @@ import (
 	"github.com/reflow-go/reflow/flowmanager"
 	"github.com/reflow-go/reflow/internal/leak"
 	"github.com/reflow-go/reflow/internal/testserver"
+	"github.com/reflow-go/reflow/internal/udpgate"
 	"github.com/reflow-go/reflow/natmode"
 )
-
-// gate is a UDP forwarder in front of a server that drops everything until
-// it is opened: a TURN client behind it cannot allocate before the test
-// says so. It serves one client.
-type gate struct {
-	front, back *net.UDPConn
-	open        atomic.Bool
-	client      atomic.Pointer[netip.AddrPort]
-	wg          sync.WaitGroup
-}
-
-func startGate(t *testing.T, server netip.AddrPort) *gate {
-	t.Helper()
-	front, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	back, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(server))
-	if err != nil {
-		front.Close()
-		t.Fatal(err)
-	}
-	g := &gate{front: front, back: back}
-	g.wg.Go(func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := front.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			if g.open.Load() {
-				g.client.Store(&from)
-				back.Write(buf[:n])
-			}
-		}
-	})
-	g.wg.Go(func() {
-		buf := make([]byte, 1500)
-		for {
-			n, err := back.Read(buf)
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				continue // ICMP port unreachable and the like
-			}
-			if c := g.client.Load(); c != nil {
-				front.WriteToUDPAddrPort(buf[:n], *c)
-			}
-		}
-	})
-	t.Cleanup(func() {
-		front.Close()
-		back.Close()
-		g.wg.Wait()
-	})
-	return g
-}
-
-func (g *gate) addr() netip.AddrPort { return g.front.LocalAddr().(*net.UDPAddr).AddrPort() }
 
 // TestTrickleOurCandidates: a caller in TURN-UDP mode with
 // MediaConfig.Trickle sends its offer before its TURN allocation exists
@@ -94,7 +31,7 @@ func TestTrickleOurCandidates(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	g := startGate(t, srv.UDP)
+	g := udpgate.Start(t, srv.UDP)
 
 	m, err := flowmanager.New(flowmanager.Config{})
 	if err != nil {
@@ -106,7 +43,7 @@ func TestTrickleOurCandidates(t *testing.T) {
 	ma := base
 	// The allocation waits behind the gate until the call is up: give it
 	// more than the default 10 s, in case that takes long on a loaded machine.
-	ma.NAT = natmode.Config{Mode: natmode.TURNUDP, Server: g.addr(), Username: testserver.DefaultUsername, Password: testserver.DefaultPassword,
+	ma.NAT = natmode.Config{Mode: natmode.TURNUDP, Server: g.Addr(), Username: testserver.DefaultUsername, Password: testserver.DefaultPassword,
 		Timeout: 30 * time.Second}
 	ea, eb := newEvents(), newEvents()
 	a, err := New(Config{Manager: m, Media: ma, Handler: ea.handler()})
@@ -162,7 +99,7 @@ func TestTrickleOurCandidates(t *testing.T) {
 		t.Fatal("end of candidates before the allocation")
 	}
 
-	g.open.Store(true)
+	g.Open()
 	sa.waitEnd(t, ctx)
 	_, cands, _ = sa.snapshot()
 	relayed := 0

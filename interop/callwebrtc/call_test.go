@@ -24,6 +24,7 @@ import (
 	"github.com/reflow-go/reflow/flowmanager"
 	"github.com/reflow-go/reflow/internal/leak"
 	"github.com/reflow-go/reflow/internal/testserver"
+	"github.com/reflow-go/reflow/internal/udpgate"
 	"github.com/reflow-go/reflow/natmode"
 )
 
@@ -580,10 +581,10 @@ func TestPionTrickleOffer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := startGate(t, srv.UDP) // no allocation before the offer is out
+	g := udpgate.Start(t, srv.UDP) // no allocation before the offer is out
 	a, err := call.New(call.Config{Manager: m, Media: call.MediaConfig{LocalAddr: netip.MustParseAddr("127.0.0.1"),
 		Security: sdpx.DTLS, RTCPMux: true, ICE: true, FullICE: true, Trickle: true,
-		NAT: natmode.Config{Mode: natmode.TURNUDP, Server: g.addr(), Username: testserver.DefaultUsername, Password: testserver.DefaultPassword}}})
+		NAT: natmode.Config{Mode: natmode.TURNUDP, Server: g.Addr(), Username: testserver.DefaultUsername, Password: testserver.DefaultPassword}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -598,7 +599,7 @@ func TestPionTrickleOffer(t *testing.T) {
 	if !strings.Contains(offer, "a=ice-options:trickle") || strings.Contains(offer, "typ relay") || strings.Contains(offer, "a=end-of-candidates") {
 		t.Fatalf("our trickle offer:\n%s", offer)
 	}
-	g.open.Store(true)
+	g.Open()
 	pionCands := make(chan string, 16)
 	p.pc.OnICECandidate(func(ic *webrtc.ICECandidate) {
 		if ic == nil {
@@ -654,59 +655,3 @@ func TestPionTrickleOffer(t *testing.T) {
 	fromPeer(t, ctx, c, p, ssrcOf(t, p, 0), 0)
 	c.Hangup(ctx)
 }
-
-// gate is a UDP forwarder in front of a server that drops everything until
-// it is opened. It serves one client.
-type gate struct {
-	front, back *net.UDPConn
-	open        atomic.Bool
-	client      atomic.Pointer[netip.AddrPort]
-	wg          sync.WaitGroup
-}
-
-func startGate(t *testing.T, server netip.AddrPort) *gate {
-	t.Helper()
-	front, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	back, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(server))
-	if err != nil {
-		front.Close()
-		t.Fatal(err)
-	}
-	g := &gate{front: front, back: back}
-	g.wg.Go(func() {
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := front.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			if g.open.Load() {
-				g.client.Store(&from)
-				back.Write(buf[:n])
-			}
-		}
-	})
-	g.wg.Go(func() {
-		buf := make([]byte, 1500)
-		for {
-			n, err := back.Read(buf)
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			if c := g.client.Load(); err == nil && c != nil {
-				front.WriteToUDPAddrPort(buf[:n], *c)
-			}
-		}
-	})
-	t.Cleanup(func() {
-		front.Close()
-		back.Close()
-		g.wg.Wait()
-	})
-	return g
-}
-
-func (g *gate) addr() netip.AddrPort { return g.front.LocalAddr().(*net.UDPAddr).AddrPort() }
