@@ -72,20 +72,7 @@ func TestZeroAllocsPerPacket(t *testing.T) {
 		// (up to 3 in a window on a loaded machine). So a clean window may
 		// hold at most 8 mallocs: an allocation per packet would show as
 		// 5,000 or more, one per batch of 16 as 300 or more.
-		clean, windows := false, 0
-		var last uint64
-		for windows < 6 && !clean {
-			windows++
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			for range packets {
-				roundTrip()
-			}
-			runtime.ReadMemStats(&after)
-			if windows > 1 && after.NumGC == before.NumGC {
-				clean, last = true, after.Mallocs-before.Mallocs
-			}
-		}
+		last, windows, clean := cleanWindowMallocs(packets, roundTrip)
 		next <- false
 		if !clean {
 			t.Fatalf("suite %v: a garbage collection in every window of %d packets", suite, packets)
@@ -97,4 +84,24 @@ func TestZeroAllocsPerPacket(t *testing.T) {
 			t.Errorf("suite %v: only %d of %d packets took the direct-read path", suite, d, packets)
 		}
 	}
+}
+
+// cleanWindowMallocs runs windows of rounds calls of roundTrip, at most 6,
+// until one after the first passes without a garbage collection, and
+// returns the process's mallocs in that window, the windows run, and
+// whether a clean one was found.
+func cleanWindowMallocs(rounds int, roundTrip func()) (mallocs uint64, windows int, clean bool) {
+	for windows < 6 && !clean {
+		windows++
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for range rounds {
+			roundTrip()
+		}
+		runtime.ReadMemStats(&after)
+		if windows > 1 && after.NumGC == before.NumGC {
+			clean, mallocs = true, after.Mallocs-before.Mallocs
+		}
+	}
+	return mallocs, windows, clean
 }

@@ -442,20 +442,7 @@ func TestZeroAllocsPerPacketBatch(t *testing.T) {
 		for range 50 {
 			roundTrip()
 		}
-		clean, windows := false, 0
-		var last uint64
-		for windows < 6 && !clean {
-			windows++
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			for range batches {
-				roundTrip()
-			}
-			runtime.ReadMemStats(&after)
-			if windows > 1 && after.NumGC == before.NumGC {
-				clean, last = true, after.Mallocs-before.Mallocs
-			}
-		}
+		last, _, clean := cleanWindowMallocs(batches, roundTrip)
 		next <- false
 		if !clean {
 			t.Fatalf("suite %v: a garbage collection in every window", suite)

@@ -24,37 +24,5 @@ func RTPPacket(seq uint16, size int) []byte {
 // sequence number, as SRTP replay protection requires) while a goroutine
 // receives them with recv, and reports the rate as pkt/s and allocs.
 func RunPipe(b *testing.B, send func([]byte) error, recv func([]byte) error) {
-	tokens := make(chan struct{}, Window)
-	for i := 0; i < Window; i++ {
-		tokens <- struct{}{}
-	}
-	done := make(chan error, 1)
-	n := b.N
-	go func() {
-		buf := make([]byte, 2048)
-		for i := 0; i < n; i++ {
-			if err := recv(buf); err != nil {
-				done <- err
-				return
-			}
-			tokens <- struct{}{}
-		}
-		done <- nil
-	}()
-	p := RTPPacket(1, 172)
-	b.ReportAllocs()
-	b.SetBytes(int64(len(p)))
-	b.ResetTimer()
-	for i := 0; i < n; i++ {
-		<-tokens
-		binary.BigEndian.PutUint16(p[2:], uint16(i))
-		if err := send(p); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := <-done; err != nil {
-		b.Fatal(err)
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "pkt/s")
+	RunPipeBatch(b, 1, func(p [][]byte) error { return send(p[0]) }, recv)
 }
