@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -152,6 +153,9 @@ func TestSippTLS(t *testing.T) {
 			}
 			exited = make(chan error, 1)
 			go func() { exited <- cmd.Wait() }()
+			// stunnel connects to sipp for each connection it accepts: sipp
+			// must listen first, or our call's TLS connection is reset.
+			waitTCPListen(sippPort, 5*time.Second)
 			startStunnel(ctx, t, stunnel, fmt.Sprintf("connect = 127.0.0.1:%d\ncert = %s\nkey = %s\n",
 				sippPort, filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")), front)
 			var err error
@@ -179,4 +183,24 @@ func TestSippTLS(t *testing.T) {
 			t.Fatalf("sipp did not finish\n%s", tail(out.String()))
 		}
 	})
+}
+
+// waitTCPListen waits, at most d, until a socket listens on TCP port (read
+// from /proc/net/tcp and tcp6, so that nothing connects to the listener).
+func waitTCPListen(port int, d time.Duration) {
+	want := fmt.Sprintf(":%04X ", port)
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(string(b), "\n") {
+				fs := strings.Fields(line)
+				if len(fs) > 3 && strings.HasSuffix(fs[1]+" ", want) && fs[3] == "0A" { // 0A: LISTEN
+					return
+				}
+			}
+		}
+	}
 }
