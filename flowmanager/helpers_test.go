@@ -173,7 +173,8 @@ func expect(t testing.TB, send func() error, f *flow.Flow, want []byte, wantFrom
 		f.SetReadDeadline(time.Time{})
 		return
 	}
-	t.Fatalf("%v flow received nothing after 50 sends", f.Component())
+	al, _ := f.Allocation()
+	t.Fatalf("%v flow received nothing after 50 sends (receiver stats %+v, allocation %+v)", f.Component(), f.Stats(), al)
 }
 
 // exchange sends RTP both ways (and RTCP, on the RTCP flows or multiplexed)
