@@ -112,7 +112,24 @@ func readyStream(t testing.TB, m *flowmanager.Manager, cfg mediastream.Config) (
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, r.waitReady(t)
+	tu := r.waitReady(t)
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		// A failed test names what the stream reported after it was ready
+		// (a refused permission, a lost allocation), which the failing
+		// check itself may not see.
+		for {
+			select {
+			case err := <-r.errs:
+				t.Logf("stream %v reported: %v", tu[0], err)
+			default:
+				return
+			}
+		}
+	})
+	return s, tu
 }
 
 // connect points each stream's flows at the other's session tuples.
