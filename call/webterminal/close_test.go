@@ -99,12 +99,7 @@ func TestConcurrentClose(t *testing.T) {
 	b := dial(t, addr, "200", MultiPipe, "accept")
 	for i := range 6 {
 		a := dial(t, addr, "100", []Mode{Pipe, MultiPipe}[i%2], "")
-		c, err := a.Call(ctxT(t), "200")
-		if err != nil {
-			t.Fatal(err)
-		}
-		a.rec.up(t, c, "established")
-		in := recv(t, b.rec.incoming, "incoming")
+		c, in := establish(t, a, b, "200")
 		var wg sync.WaitGroup
 		for range 3 {
 			wg.Go(func() { a.Close() })

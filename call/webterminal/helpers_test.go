@@ -303,3 +303,15 @@ func ctxT(t *testing.T) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// establish calls `to` from terminal a and returns the caller's call once
+// it is established and the incoming call b's handler was given.
+func establish(t *testing.T, a, b *term, to string) (c, in *call.Call) {
+	t.Helper()
+	c, err := a.Call(ctxT(t), to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.rec.up(t, c, "established")
+	return c, recv(t, b.rec.incoming, "incoming")
+}

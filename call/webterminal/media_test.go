@@ -54,12 +54,7 @@ func testRealMedia(t *testing.T, sec sdpx.Security) {
 	core, addr := startCore(t, CoreConfig{})
 	a := dial(t, addr, "100", MultiPipe, "", withSecurity(sec))
 	b := dial(t, addr, "200", Pipe, "accept", withSecurity(sec))
-	c, err := a.Call(ctxT(t), "200")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.rec.up(t, c, "established")
-	in := recv(t, b.rec.incoming, "incoming")
+	c, in := establish(t, a, b, "200")
 	if in.State() != call.Active {
 		t.Fatalf("callee %v: %v", in.State(), in.Reason())
 	}

@@ -45,12 +45,7 @@ func TestRemoteByeRecordedAsRemote(t *testing.T) {
 	a := dial(t, addr, "100", MultiPipe, "")
 	b := dial(t, addr, "200", Pipe, "accept")
 
-	c, err := a.Call(ctxT(t), "200")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.rec.up(t, c, "established")
-	in := recv(t, b.rec.incoming, "incoming")
+	c, in := establish(t, a, b, "200")
 	if err := in.Hangup(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -58,12 +53,7 @@ func TestRemoteByeRecordedAsRemote(t *testing.T) {
 	reason(t, in, call.LocalHangup, nil, "callee")
 
 	// The core hangs up: both ends record a remote hangup, neither sends Bye.
-	c, err = a.Call(ctxT(t), "200")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.rec.up(t, c, "second call established")
-	in = recv(t, b.rec.incoming, "second incoming")
+	c, in = establish(t, a, b, "200")
 	if err := core.Hangup(c.ID()); err != nil {
 		t.Fatal(err)
 	}
@@ -72,12 +62,7 @@ func TestRemoteByeRecordedAsRemote(t *testing.T) {
 
 	// A call ended by the caller, then one the callee places and ends: each
 	// Bye reached the core before the other side's call ended.
-	c, err = a.Call(ctxT(t), "200")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.rec.up(t, c, "third call established")
-	in = recv(t, b.rec.incoming, "third incoming")
+	c, in = establish(t, a, b, "200")
 	c.Hangup(ctxT(t))
 	reason(t, in, call.RemoteHangup, ErrRemoteHangup, "callee")
 	in2, err := b.Call(ctxT(t), "100") // Pipe is free again: its messages follow the above
@@ -147,12 +132,7 @@ func TestTerminalRenegotiates(t *testing.T) {
 	_, addr := startCore(t, CoreConfig{})
 	a := dial(t, addr, "100", MultiPipe, "")
 	b := dial(t, addr, "200", Pipe, "accept")
-	c, err := a.Call(ctxT(t), "200")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.rec.up(t, c, "established")
-	in := recv(t, b.rec.incoming, "incoming")
+	c, in := establish(t, a, b, "200")
 	if err := c.Renegotiate(ctxT(t), call.Change{Direction: sdpx.SendOnly}); err != nil {
 		t.Fatal(err)
 	}
@@ -182,23 +162,13 @@ func TestRefusalsAndAgentClose(t *testing.T) {
 	core, addr := startCore(t, CoreConfig{})
 	a := dial(t, addr, "100", MultiPipe, "")
 	b := dial(t, addr, "200", MultiPipe, "accept")
-	c, err := a.Call(ctxT(t), "200")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.rec.up(t, c, "established")
-	in := recv(t, b.rec.incoming, "incoming")
+	c, in := establish(t, a, b, "200")
 	core.Send("200", &pb.WebTerminalMessage{CallId: in.ID(), Message: &pb.WebTerminalMessage_Offer{
 		Offer: &pb.Offer{Sdp: "not sdp", Msisdn: "100"}}})
 	reason(t, in, call.Malformed, nil, "callee refusing the re-offer")
 	reason(t, c, call.RemoteHangup, ErrRemoteHangup, "caller")
 
-	c, err = a.Call(ctxT(t), "200")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.rec.up(t, c, "second call established")
-	in = recv(t, b.rec.incoming, "second incoming")
+	c, in = establish(t, a, b, "200")
 	if err := b.Agent().Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -248,12 +218,7 @@ func TestTerminalGlare(t *testing.T) {
 	_, addr := startCore(t, CoreConfig{})
 	a := dial(t, addr, "100", MultiPipe, "")
 	b := dial(t, addr, "200", Pipe, "accept")
-	c, err := a.Call(ctxT(t), "200")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.rec.up(t, c, "established")
-	in := recv(t, b.rec.incoming, "incoming")
+	c, in := establish(t, a, b, "200")
 	errs := make(chan error, 2)
 	for _, x := range []*call.Call{c, in} {
 		go func() { errs <- x.Renegotiate(ctxT(t), call.Change{Direction: sdpx.SendRecv, NewMedia: true}) }()

@@ -144,12 +144,7 @@ func TestStreamLossReregisters(t *testing.T) {
 			core, addr := startCore(t, CoreConfig{})
 			a := dial(t, addr, "100", mode, "")
 			b := dial(t, addr, "200", MultiPipe, "accept")
-			c, err := a.Call(ctxT(t), "200")
-			if err != nil {
-				t.Fatal(err)
-			}
-			a.rec.up(t, c, "established")
-			in := recv(t, b.rec.incoming, "incoming")
+			c, in := establish(t, a, b, "200")
 			if n := core.Drop("100"); n != 1 {
 				t.Fatalf("dropped %d streams", n)
 			}
@@ -162,11 +157,7 @@ func TestStreamLossReregisters(t *testing.T) {
 			if !a.Registered() || core.Registrations("100") != 1 {
 				t.Fatalf("registered %v, core sees %d", a.Registered(), core.Registrations("100"))
 			}
-			c, err = a.Call(ctxT(t), "200")
-			if err != nil {
-				t.Fatal(err)
-			}
-			a.rec.up(t, c, "call after re-registration")
+			establish(t, a, b, "200") // a call after the re-registration
 		})
 	}
 }

@@ -83,12 +83,7 @@ func TestTransferToPhone(t *testing.T) {
 			core, addr := startCore(t, CoreConfig{})
 			a := dial(t, addr, "100", mode, "")
 			b := dial(t, addr, "200", MultiPipe, "accept")
-			c, err := a.Call(ctxT(t), "200")
-			if err != nil {
-				t.Fatal(err)
-			}
-			a.rec.up(t, c, "established")
-			in := recv(t, b.rec.incoming, "incoming")
+			c, in := establish(t, a, b, "200")
 			if err := a.TransferToPhone(ctxT(t), in); !errors.Is(err, ErrNotTerminalCall) {
 				t.Fatalf("TransferToPhone of another terminal's call: %v", err)
 			}
