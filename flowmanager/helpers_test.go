@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -211,4 +213,35 @@ func exchange(t testing.TB, a *mediastream.Stream, ta [2]flow.Tuple, b *mediastr
 	r := rtcpPacket(1)
 	expect(t, func() error { _, err := ra.Write(r); return err }, rb, r, fromA)
 	expect(t, func() error { _, err := rb.Write(r); return err }, ra, r, fromB)
+}
+
+// testLogger returns a logger that writes records at level and above to
+// t's log (shown when the test fails) until t's cleanup, and drops what
+// comes later: a server's goroutines may still log after the test ended.
+// Created before the server, it sees the server's Close too.
+func testLogger(t testing.TB, level slog.Level) *slog.Logger {
+	w := &testWriter{t: t}
+	t.Cleanup(w.stop)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+type testWriter struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+func (w *testWriter) stop() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
 }

@@ -1,6 +1,7 @@
 package flowmanager_test
 
 import (
+	"log/slog"
 	"testing"
 
 	"github.com/reflow-go/reflow/flow"
@@ -36,7 +37,9 @@ func lengthSweep(t *testing.T, a *mediastream.Stream, ta [2]flow.Tuple, b *media
 // over UDP, TCP and TLS, as ChannelData.
 func TestTURNNonPaddingServer(t *testing.T) {
 	leak.Check(t)
-	srv := startTURN(t, testserver.TURNConfig{ForwardPadding: true})
+	// The server's warnings (a datagram it could not handle, a packet it
+	// found no permission for) go to the test's log, shown if it fails.
+	srv := startTURN(t, testserver.TURNConfig{ForwardPadding: true, Logger: testLogger(t, slog.LevelInfo)})
 	m := newManager(t, flowmanager.Config{})
 	for _, mode := range turnModes {
 		for _, suite := range sdesSuites {
@@ -68,7 +71,7 @@ func TestTURNNonPaddingServer(t *testing.T) {
 // TCP/TLS and over UDP).
 func TestTURNLengthSweepCompliantServer(t *testing.T) {
 	leak.Check(t)
-	srv := startTURN(t, testserver.TURNConfig{})
+	srv := startTURN(t, testserver.TURNConfig{Logger: testLogger(t, slog.LevelInfo)})
 	m := newManager(t, flowmanager.Config{})
 	for _, mode := range []natmode.Mode{natmode.TURNUDP, natmode.TURNTCP} {
 		t.Run(mode.String(), func(t *testing.T) {
