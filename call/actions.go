@@ -85,6 +85,31 @@ func (c *Call) Accept(ctx context.Context) error {
 	return nil
 }
 
+// ourOffer builds our offer of md's stream for a new exchange: the pending
+// exchange (its line set) and the SDP. The caller holds c.mu.
+func (c *Call) ourOffer(md *Media) (*pending, []byte, error) {
+	pd := &pending{dir: sdpx.SendRecv, result: make(chan error, 1)}
+	line, err := c.offerLine(md, sdpx.SendRecv)
+	if err != nil {
+		return nil, nil, err
+	}
+	pd.line = line
+	offer, err := c.offerSDP(line)
+	return pd, offer, err
+}
+
+// sendFailed ends the call after its binding failed to send what (the
+// initial request or offer), with the binding's own Reason when it gave one,
+// and returns the reason.
+func (c *Call) sendFailed(err error, what string) Reason {
+	var r Reason
+	if !errors.As(err, &r) {
+		r = Reason{Kind: SignalingFailed, Text: what, Err: err}
+	}
+	c.terminate(r, false)
+	return r
+}
+
 // acceptOffering accepts an incoming call that came without an offer: our
 // offer goes in the answer, the peer's answer comes with RemoteAnswer.
 func (c *Call) acceptOffering(ctx context.Context, md *Media) error {
@@ -93,13 +118,7 @@ func (c *Call) acceptOffering(ctx context.Context, md *Media) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	pd := &pending{dir: sdpx.SendRecv, result: make(chan error, 1)}
-	line, err := c.offerLine(md, sdpx.SendRecv)
-	var offer []byte
-	if err == nil {
-		pd.line = line
-		offer, err = c.offerSDP(line)
-	}
+	pd, offer, err := c.ourOffer(md)
 	if err == nil {
 		c.offer = pd
 	}

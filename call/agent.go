@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -153,23 +152,12 @@ func (a *Agent) Dial(ctx context.Context, sig Signaling, p Params) (*Call, error
 		c.awaitOffer = c.live()
 		c.mu.Unlock()
 		if err := sig.SendOffer(ctx, nil); err != nil {
-			var r Reason
-			if !errors.As(err, &r) {
-				r = Reason{Kind: SignalingFailed, Text: "sending the call request", Err: err}
-			}
-			c.terminate(r, false)
-			return nil, r
+			return nil, c.sendFailed(err, "sending the call request")
 		}
 		return c, nil
 	}
 	c.mu.Lock()
-	pd := &pending{dir: sdpx.SendRecv, result: make(chan error, 1)}
-	line, err := c.offerLine(md, sdpx.SendRecv)
-	var offer []byte
-	if err == nil {
-		pd.line = line
-		offer, err = c.offerSDP(line)
-	}
+	pd, offer, err := c.ourOffer(md)
 	if err == nil && c.live() {
 		c.offer = pd
 	}
@@ -180,12 +168,7 @@ func (a *Agent) Dial(ctx context.Context, sig Signaling, p Params) (*Call, error
 		return nil, r
 	}
 	if err := sig.SendOffer(ctx, offer); err != nil {
-		var r Reason
-		if !errors.As(err, &r) {
-			r = Reason{Kind: SignalingFailed, Text: "sending the offer", Err: err}
-		}
-		c.terminate(r, false)
-		return nil, r
+		return nil, c.sendFailed(err, "sending the offer")
 	}
 	c.trickle(md, pd.line)
 	return c, nil
