@@ -2,12 +2,10 @@ package flow
 
 import (
 	"errors"
-	"fmt"
 	"net"
 	"sync"
 
 	"github.com/reflow-go/reflow/internal/batchio"
-	"github.com/reflow-go/reflow/internal/demux"
 )
 
 // Batched socket I/O.
@@ -171,30 +169,17 @@ func (f *Flow) WriteBatch(pkts [][]byte) (int, error) {
 // protectBatch returns p protected for the wire in tb's slot i (p itself
 // when no protection applies).
 func (f *Flow) protectBatch(tb *txBatch, i int, p []byte) ([]byte, error) {
-	l := f.tx.Load()
-	if l == nil {
-		if f.secure.Load() {
-			return nil, ErrNotSecure
-		}
-		return p, nil
-	}
-	e, err := l.get()
+	e, err := f.encrypter()
 	if err != nil {
-		return nil, fmt.Errorf("%v flow: SRTP protect: %w", f.cfg.Component, err)
+		return nil, err
+	}
+	if e == nil {
+		return p, nil
 	}
 	pkt := tb.pkts[i]
 	if pkt == nil {
 		pkt = getPacket()
 		tb.pkts[i] = pkt
 	}
-	var out []byte
-	if demux.Classify(p) == demux.RTCP {
-		out, err = e.ProtectRTCP(pkt.buf[:0], p)
-	} else {
-		out, err = e.ProtectRTP(pkt.buf[:0], p)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%v flow: SRTP protect: %w", f.cfg.Component, err)
-	}
-	return out, nil
+	return f.seal(e, pkt, p)
 }

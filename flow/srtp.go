@@ -144,29 +144,52 @@ func (f *Flow) Secure() bool { return f.secure.Load() }
 // protect returns p protected for the wire, in a pooled buffer the caller
 // releases with putPacket (nil when no protection applies).
 func (f *Flow) protect(p []byte) ([]byte, *packet, error) {
+	e, err := f.encrypter()
+	if err != nil {
+		return nil, nil, err
+	}
+	if e == nil {
+		return p, nil, nil
+	}
+	pkt := getPacket()
+	out, err := f.seal(e, pkt, p)
+	if err != nil {
+		putPacket(pkt)
+		return nil, nil, err
+	}
+	return out, pkt, nil
+}
+
+// encrypter returns the flow's outbound SRTP context: nil without an error
+// when media goes clear, ErrNotSecure when it must not.
+func (f *Flow) encrypter() (*srtp.Encrypter, error) {
 	l := f.tx.Load()
 	if l == nil {
 		if f.secure.Load() {
-			return nil, nil, ErrNotSecure
+			return nil, ErrNotSecure
 		}
-		return p, nil, nil
+		return nil, nil
 	}
 	e, err := l.get()
 	if err != nil {
-		return nil, nil, fmt.Errorf("%v flow: SRTP protect: %w", f.cfg.Component, err)
+		return nil, fmt.Errorf("%v flow: SRTP protect: %w", f.cfg.Component, err)
 	}
-	pkt := getPacket()
+	return e, nil
+}
+
+// seal protects RTP or RTCP p with e into pkt's buffer.
+func (f *Flow) seal(e *srtp.Encrypter, pkt *packet, p []byte) ([]byte, error) {
 	var out []byte
+	var err error
 	if demux.Classify(p) == demux.RTCP {
 		out, err = e.ProtectRTCP(pkt.buf[:0], p)
 	} else {
 		out, err = e.ProtectRTP(pkt.buf[:0], p)
 	}
 	if err != nil {
-		putPacket(pkt)
-		return nil, nil, fmt.Errorf("%v flow: SRTP protect: %w", f.cfg.Component, err)
+		return nil, fmt.Errorf("%v flow: SRTP protect: %w", f.cfg.Component, err)
 	}
-	return out, pkt, nil
+	return out, nil
 }
 
 // unprotect decrypts pkt in place; it reports false (and counts the drop)
