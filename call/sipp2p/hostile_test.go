@@ -114,6 +114,13 @@ func TestStrictness(t *testing.T) {
 	d.ttag = "none"
 	r.send(r.request("BYE", d, "", ""))
 	r.response(sip.BYE, 1, 481, 5*time.Second)
+	// A method we do not implement (INFO, which RFC 8840 trickle would
+	// use): 405 with an Allow header that does not list it (§8.2.1).
+	r.send(r.request("INFO", next(), "", ""))
+	res = r.response(sip.INFO, 1, 405, 5*time.Second)
+	if a := res.GetHeaders("Allow"); len(a) != 1 || strings.Contains(a[0].Value(), "INFO") || !strings.Contains(a[0].Value(), "INVITE") {
+		t.Errorf("405 Allow %v", a)
+	}
 
 	// A good call: audio with a T.38 line and a line with an unknown
 	// transport; the audio is accepted, the others rejected with port 0 in
